@@ -1,0 +1,19 @@
+// How the command line reports failure: one line naming what was wrong, no stack trace unless
+// --verbose, and a non-zero exit code.
+
+/** An error whose message is complete for a user (the command line prints it alone). */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
+
+export function reportError(error: unknown, verbose: boolean): number {
+  const message = error instanceof Error ? error.message : String(error);
+  if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  else process.stderr.write(`vitpeft: error: ${message.split('\n')[0]}\n`);
+  return error instanceof UsageError ? EXIT.usage : EXIT.failure;
+}

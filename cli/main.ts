@@ -1,0 +1,52 @@
+// The vitpeft command line: one subcommand per job, global --backend and --verbose.
+
+import 'reflect-metadata';
+import { Command, CommanderError } from 'commander';
+import { BACKEND_CHOICES, BackendChoice, BackendInfo, initBackend, isBackendChoice } from '../di/backend';
+import { embedCommand } from './commands/embed';
+import { inspectCommand } from './commands/inspect';
+import { EXIT, UsageError, reportError } from './errors';
+
+export interface GlobalOptions {
+  backend: BackendChoice;
+  verbose: boolean;
+}
+
+/** Starts the backend the user chose and says which one runs (on stderr, keeping stdout for data). */
+export async function startBackend(command: Command): Promise<BackendInfo> {
+  const { backend } = command.optsWithGlobals<GlobalOptions>();
+  const info = await initBackend(backend);
+  process.stderr.write(`vitpeft: backend ${info.description}\n`);
+  return info;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('vitpeft')
+    .description('Fine-tune pretrained Vision Transformers parameter-efficiently and measure what they forget')
+    .option('--backend <name>', `compute backend: ${BACKEND_CHOICES.join(', ')}`, (value: string) => {
+      if (!isBackendChoice(value)) throw new UsageError(`--backend: expected one of ${BACKEND_CHOICES.join(', ')}, got '${value}'`);
+      return value;
+    }, 'auto')
+    .option('--verbose', 'print stack traces on errors', false)
+    .showHelpAfterError()
+    .exitOverride();
+  program.addCommand(inspectCommand().exitOverride());
+  program.addCommand(embedCommand().exitOverride());
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  const verbose = argv.includes('--verbose');
+  try {
+    await program.parseAsync(argv);
+    process.exitCode = EXIT.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander already printed its message (or the help text).
+      process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      return;
+    }
+    process.exitCode = reportError(error, verbose);
+  }
+}

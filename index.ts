@@ -1,0 +1,6 @@
+// The public API of vitpeft for use in code.
+export * from './models/vit/config';
+export * from './models/vit/visionTransformer';
+export * from './models/checkpoint/safetensors';
+export * from './models/checkpoint/vitCheckpoint';
+export * from './di/backend';

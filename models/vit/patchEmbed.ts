@@ -1,0 +1,62 @@
+// Patch embedding: non-overlapping p x p patches, each flattened in (row, column, channel) order
+// and projected by a [p*p*channels, width] matrix — the same map as PyTorch's Conv2d with
+// stride p, written as reshape + transpose + 2-D matMul because the wasm backend has no
+// convolution filter gradient and runs plain matMul fastest.
+
+import * as tf from '@tensorflow/tfjs';
+import { Module, NamedParameter, parameter } from './module';
+
+export class PatchEmbed implements Module {
+  constructor(
+    /** [patch * patch * channels, width], rows in (kh, kw, channel) order. */
+    readonly weight: tf.Variable<tf.Rank.R2>,
+    readonly bias: tf.Variable<tf.Rank.R1>,
+    readonly patchSize: number,
+    readonly inChannels: number,
+  ) {
+    const expected = patchSize * patchSize * inChannels;
+    if (weight.shape[0] !== expected) {
+      throw new Error(`PatchEmbed: weight has ${weight.shape[0]} rows, expected ${patchSize}*${patchSize}*${inChannels} = ${expected}`);
+    }
+  }
+
+  static init(patchSize: number, inChannels: number, width: number): PatchEmbed {
+    const fanIn = patchSize * patchSize * inChannels;
+    const weight = parameter(tf.truncatedNormal([fanIn, width], 0, 0.02) as tf.Tensor2D, true);
+    return new PatchEmbed(weight, parameter(tf.zeros([width]) as tf.Tensor1D, true), patchSize, inChannels);
+  }
+
+  get width(): number {
+    return this.weight.shape[1];
+  }
+
+  /** images: [batch, height, width, channels] -> rows [batch * gridH * gridW, width]. */
+  forward(images: tf.Tensor4D): tf.Tensor2D {
+    const [batch, height, width, channels] = images.shape;
+    const p = this.patchSize;
+    if (channels !== this.inChannels) throw new Error(`PatchEmbed: images have ${channels} channels, expected ${this.inChannels}`);
+    if (height % p !== 0 || width % p !== 0) throw new Error(`PatchEmbed: image size ${height}x${width} is not a multiple of the patch size ${p}`);
+    const gridH = height / p;
+    const gridW = width / p;
+    return tf.tidy(() => {
+      const patches = tf.reshape(
+        tf.transpose(tf.reshape(images, [batch, gridH, p, gridW, p, channels]), [0, 1, 3, 2, 4, 5]),
+        [batch * gridH * gridW, p * p * channels],
+      ) as tf.Tensor2D;
+      return tf.add(tf.matMul(patches, this.weight), this.bias);
+    });
+  }
+
+  namedParameters(): NamedParameter[] {
+    return [['proj.weight', this.weight], ['proj.bias', this.bias]];
+  }
+
+  clone(): PatchEmbed {
+    return new PatchEmbed(parameter(this.weight), parameter(this.bias), this.patchSize, this.inChannels);
+  }
+
+  dispose(): void {
+    this.weight.dispose();
+    this.bias.dispose();
+  }
+}
