@@ -12,7 +12,7 @@ import { Linear } from '../vit/linear';
 import { Mlp } from '../vit/mlp';
 import { parameter } from '../vit/module';
 import { PatchEmbed } from '../vit/patchEmbed';
-import { PosEmbedInterpolation, gridResampleMatrix } from '../vit/posEmbed';
+import { ResampleOptions, TIMM_RESAMPLE, gridResampleMatrix } from '../vit/posEmbed';
 import { VisionTransformer } from '../vit/visionTransformer';
 import { LayoutName, RawTensor, StateDict, Translation, planTranslation, translateToTimm } from './layouts';
 import { SafetensorsFile, WritableTensor, elementCount, writeSafetensors } from './safetensors';
@@ -38,7 +38,7 @@ export interface LoadOptions {
   readonly layerNormEps?: number;
   /** Resample position embeddings at load time for this input size. */
   readonly imageSize?: number;
-  readonly posEmbedInterpolation?: PosEmbedInterpolation;
+  readonly posEmbedResample?: ResampleOptions;
   /** Ignore tensors that match no known name instead of refusing the file. */
   readonly allowUnknownKeys?: boolean;
 }
@@ -168,7 +168,7 @@ export function modelFromStateDict(
   file: string,
   state: StateDict,
   config: VitConfig,
-  options: { addedBlocks?: readonly number[]; imageSize?: number; posEmbedInterpolation?: PosEmbedInterpolation } = {},
+  options: { addedBlocks?: readonly number[]; imageSize?: number; posEmbedResample?: ResampleOptions } = {},
 ): VisionTransformer {
   const { width, mlpHidden, patchSize, inChannels } = config;
   const grid = config.imageSize / patchSize;
@@ -210,11 +210,11 @@ export function modelFromStateDict(
     );
     let posData = expectShape(file, state, 'pos_embed', [1, 1 + grid * grid, width]).data;
     let imageSize = config.imageSize;
-    const interpolation = options.posEmbedInterpolation ?? 'bicubic';
+    const resample = options.posEmbedResample ?? TIMM_RESAMPLE;
     if (options.imageSize !== undefined && options.imageSize !== config.imageSize) {
       if (options.imageSize % patchSize !== 0) throw new CheckpointError(file, 'pos_embed', `cannot resample for ${options.imageSize}px images: not a multiple of the patch size ${patchSize}`);
       const newGrid = options.imageSize / patchSize;
-      posData = resamplePositionData(posData, grid, newGrid, width, interpolation);
+      posData = resamplePositionData(posData, grid, newGrid, width, resample);
       imageSize = options.imageSize;
     }
     const newGrid = imageSize / patchSize;
@@ -229,7 +229,7 @@ export function modelFromStateDict(
         norm: layerNorm('norm'),
         head,
       },
-      { posEmbedInterpolation: interpolation },
+      { posEmbedResample: resample },
     );
   } catch (error) {
     for (const v of created) v.dispose();
@@ -238,8 +238,8 @@ export function modelFromStateDict(
 }
 
 /** Resamples [1, 1 + g*g, width] position data to a new grid with the class position kept. */
-export function resamplePositionData(data: Float32Array, grid: number, newGrid: number, width: number, mode: PosEmbedInterpolation): Float32Array {
-  const matrix = gridResampleMatrix([grid, grid], [newGrid, newGrid], mode);
+export function resamplePositionData(data: Float32Array, grid: number, newGrid: number, width: number, options: ResampleOptions): Float32Array {
+  const matrix = gridResampleMatrix([grid, grid], [newGrid, newGrid], options);
   const oldCount = grid * grid;
   const newCount = newGrid * newGrid;
   const out = new Float32Array((1 + newCount) * width);
@@ -302,7 +302,7 @@ export function readCheckpoint(
 
 export function loadVit(path: string, options: LoadOptions = {}): { model: VisionTransformer; summary: CheckpointSummary } {
   const { state, config, translation, metadata, addedBlocks } = readCheckpoint(path, options);
-  const model = modelFromStateDict(path, state, config, { addedBlocks, imageSize: options.imageSize, posEmbedInterpolation: options.posEmbedInterpolation });
+  const model = modelFromStateDict(path, state, config, { addedBlocks, imageSize: options.imageSize, posEmbedResample: options.posEmbedResample });
   return { model, summary: summarize(path, translation, model.config, model.parameterCount(), addedBlocks, metadata) };
 }
 

@@ -9,7 +9,7 @@ import { LayerNorm } from './layerNorm';
 import { Linear } from './linear';
 import { DEFAULT_CONTEXT, ForwardContext, Module, NamedParameter, parameter, prefixed } from './module';
 import { PatchEmbed } from './patchEmbed';
-import { PosEmbedInterpolation, gridResampleMatrix } from './posEmbed';
+import { ResampleOptions, TIMM_RESAMPLE, gridResampleMatrix } from './posEmbed';
 
 export interface VitParts {
   readonly patchEmbed: PatchEmbed;
@@ -21,8 +21,8 @@ export interface VitParts {
 }
 
 export interface VitOptions {
-  /** How position embeddings are resampled for inputs of another size (timm's default: bicubic). */
-  readonly posEmbedInterpolation?: PosEmbedInterpolation;
+  /** How position embeddings are resampled for inputs of another size (default: timm's, antialiased bicubic). */
+  readonly posEmbedResample?: ResampleOptions;
 }
 
 export class VisionTransformer implements Module {
@@ -33,7 +33,7 @@ export class VisionTransformer implements Module {
   blocks: Block[];
   readonly norm: LayerNorm;
   head: Linear | null;
-  readonly posEmbedInterpolation: PosEmbedInterpolation;
+  readonly posEmbedResample: ResampleOptions;
   private readonly resampleCache = new Map<string, tf.Tensor2D>();
 
   constructor(
@@ -48,7 +48,7 @@ export class VisionTransformer implements Module {
     this.blocks = parts.blocks;
     this.norm = parts.norm;
     this.head = parts.head;
-    this.posEmbedInterpolation = options.posEmbedInterpolation ?? 'bicubic';
+    this.posEmbedResample = options.posEmbedResample ?? TIMM_RESAMPLE;
     const grid = gridSize(base);
     const expectedPos = [1, 1 + grid * grid, base.width];
     if (this.posEmbed.shape.join() !== expectedPos.join()) {
@@ -111,7 +111,7 @@ export class VisionTransformer implements Module {
     const key = `${gridH}x${gridW}`;
     let matrix = this.resampleCache.get(key);
     if (!matrix) {
-      matrix = tf.keep(tf.tensor2d(gridResampleMatrix([grid, grid], [gridH, gridW], this.posEmbedInterpolation), [gridH * gridW, grid * grid]));
+      matrix = tf.keep(tf.tensor2d(gridResampleMatrix([grid, grid], [gridH, gridW], this.posEmbedResample), [gridH * gridW, grid * grid]));
       this.resampleCache.set(key, matrix);
     }
     const resampleMatrix = matrix;
@@ -190,7 +190,7 @@ export class VisionTransformer implements Module {
         norm: this.norm.clone(),
         head: this.head?.clone() ?? null,
       },
-      { posEmbedInterpolation: this.posEmbedInterpolation },
+      { posEmbedResample: this.posEmbedResample },
     );
   }
 
