@@ -1,0 +1,205 @@
+// The pipeline file: one codec per config shape (static types derived with t.TypeOf), every
+// record closed against typos, every failure reported with its field path, nothing run on error.
+
+import { isLeft } from 'fp-ts/Either';
+import * as fs from 'fs';
+import * as t from 'io-ts';
+import * as path from 'path';
+import YAML from 'yaml';
+import { parseStrictJson } from '../models/checkpoint/strictJson';
+import {
+  Int,
+  NonEmptyString,
+  NonNegativeInt,
+  NonNegativeNumber,
+  PositiveInt,
+  PositiveNumber,
+  Rgb,
+  UnitInterval,
+  closed,
+  formatErrors,
+  nonEmptyArray,
+  oneOf,
+  refined,
+  taggedUnion,
+} from './codecs';
+
+export const LORA_TARGETS = ['query', 'key', 'value', 'proj', 'fc1', 'fc2'] as const;
+
+const trainProps = {
+  steps: PositiveInt,
+  batchSize: PositiveInt,
+  optimizer: oneOf(['sgd', 'adamw'] as const),
+  lr: PositiveNumber,
+  momentum: UnitInterval,
+  weightDecay: NonNegativeNumber,
+  warmupSteps: NonNegativeInt,
+  schedule: oneOf(['cosine', 'constant'] as const),
+  seed: Int,
+  clipGradNorm: PositiveNumber,
+  labelSmoothing: UnitInterval,
+  betas: refined(t.array(t.number), (b) => b.length === 2 && b.every((x) => x >= 0 && x < 1), 'two numbers in [0, 1) [beta1, beta2]'),
+  /** Write a resumable checkpoint every this many steps (0: never). */
+  checkpointEvery: NonNegativeInt,
+};
+
+export const TrainSpec = closed('train', { steps: PositiveInt, batchSize: PositiveInt, lr: PositiveNumber }, {
+  optimizer: trainProps.optimizer,
+  momentum: trainProps.momentum,
+  weightDecay: trainProps.weightDecay,
+  warmupSteps: trainProps.warmupSteps,
+  schedule: trainProps.schedule,
+  seed: trainProps.seed,
+  clipGradNorm: trainProps.clipGradNorm,
+  labelSmoothing: trainProps.labelSmoothing,
+  betas: trainProps.betas,
+  checkpointEvery: trainProps.checkpointEvery,
+});
+
+/** Per-method overrides of train settings (the paper's per-method learning rates). */
+export const TrainOverrides = closed('train overrides', {}, trainProps);
+
+const common = { name: NonEmptyString, train: TrainOverrides };
+
+export const MethodEntry = taggedUnion(
+  'method',
+  {
+    full: closed('full', { method: t.literal('full') }, common),
+    linear: closed('linear', { method: t.literal('linear') }, common),
+    topk: closed('topk', { method: t.literal('topk'), k: PositiveInt }, common),
+    lora: closed(
+      'lora',
+      { method: t.literal('lora'), rank: PositiveInt },
+      { ...common, alpha: PositiveNumber, targets: nonEmptyArray(oneOf(LORA_TARGETS), 'targets') },
+    ),
+    block: closed(
+      'block',
+      { method: t.literal('block') },
+      { ...common, p: PositiveInt, split: PositiveInt, placement: oneOf(['interleaved', 'top'] as const) },
+    ),
+  },
+  'method',
+);
+
+export const PipelineSpec = closed(
+  'pipeline',
+  {
+    name: refined(t.string, (s) => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(s), 'a name of letters, digits, ".", "_" or "-" (it names the output folder)'),
+    model: closed('model', { checkpoint: NonEmptyString }, { heads: PositiveInt, layerNormEps: PositiveNumber, allowUnknownKeys: t.boolean }),
+    data: closed(
+      'data',
+      { train: NonEmptyString, test: NonEmptyString },
+      { retention: closed('retention', { bank: NonEmptyString, query: NonEmptyString }) },
+    ),
+    preprocess: closed('preprocess', { size: PositiveInt }, { mean: Rgb, std: Rgb, train: NonEmptyString, test: NonEmptyString, retention: NonEmptyString }),
+    train: TrainSpec,
+    methods: nonEmptyArray(MethodEntry, 'methods'),
+  },
+  {
+    description: t.string,
+    evaluate: closed(
+      'evaluate',
+      {},
+      {
+        every: NonNegativeInt,
+        batchSize: PositiveInt,
+        knn: closed('knn', {}, { k: nonEmptyArray(PositiveInt, 'k'), temperature: PositiveNumber, headline: PositiveInt }),
+      },
+    ),
+    seeds: PositiveInt,
+  },
+);
+
+export type TrainSpec = t.TypeOf<typeof TrainSpec>;
+export type TrainOverrides = t.TypeOf<typeof TrainOverrides>;
+export type MethodEntry = t.TypeOf<typeof MethodEntry>;
+export type PipelineSpec = t.TypeOf<typeof PipelineSpec>;
+
+/** A pipeline file that failed to decode: every problem, each with its field path. */
+export class PipelineSpecError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'} in the pipeline:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'PipelineSpecError';
+  }
+}
+
+/** The name a method's results go under: its own, else derived (full, linear, top3, lora-r8, block-p2). */
+export function methodName(entry: MethodEntry): string {
+  if (entry.name) return entry.name;
+  switch (entry.method) {
+    case 'full':
+    case 'linear':
+      return entry.method;
+    case 'topk':
+      return `top${entry.k}`;
+    case 'lora':
+      return `lora-r${entry.rank}`;
+    case 'block':
+      return entry.p !== undefined ? `block-p${entry.p}` : entry.split !== undefined ? `block-split${entry.split}` : 'block';
+  }
+}
+
+export function decodePipeline(input: unknown, file: string): PipelineSpec {
+  const result = PipelineSpec.decode(input);
+  if (isLeft(result)) throw new PipelineSpecError(file, formatErrors(result.left));
+  const spec = result.right;
+  const problems: string[] = [];
+  const seen = new Map<string, number>();
+  spec.methods.forEach((entry, index) => {
+    const name = methodName(entry);
+    if (seen.has(name)) problems.push(`methods[${index}]: name '${name}' is already used by methods[${seen.get(name)}]; give one a distinct "name"`);
+    seen.set(name, index);
+    if (entry.method === 'block' && entry.p !== undefined && entry.split !== undefined) problems.push(`methods[${index}]: give either p or split, not both`);
+  });
+  const knn = spec.evaluate?.knn;
+  if (knn?.headline !== undefined && knn.k && !knn.k.includes(knn.headline)) problems.push(`evaluate.knn.headline: ${knn.headline} is not among k [${knn.k.join(', ')}]`);
+  if (problems.length > 0) throw new PipelineSpecError(file, problems);
+  return spec;
+}
+
+/** Parses JSON (duplicate keys rejected) or YAML by extension. */
+export function parsePipelineText(text: string, file: string): unknown {
+  const yaml = /\.ya?ml$/i.test(file);
+  try {
+    return yaml ? YAML.parse(text, { uniqueKeys: true }) : parseStrictJson(text);
+  } catch (error) {
+    throw new PipelineSpecError(file, [`not valid ${yaml ? 'YAML' : 'JSON'}: ${(error as Error).message.split('\n')[0]}`]);
+  }
+}
+
+export interface LoadedPipeline {
+  readonly spec: PipelineSpec;
+  readonly file: string;
+  /** Folder that relative paths in the file are resolved against. */
+  readonly baseDir: string;
+}
+
+export function loadPipelineFile(file: string): LoadedPipeline {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new PipelineSpecError(file, [code === 'ENOENT' ? 'no such file' : `cannot read (${code})`]);
+  }
+  return { spec: decodePipeline(parsePipelineText(text, file), file), file, baseDir: path.dirname(path.resolve(file)) };
+}
+
+/** The train settings of one method: the pipeline's, overridden by the method's, defaults filled in. */
+export function resolveTrain(spec: PipelineSpec, entry: MethodEntry): Required<Omit<TrainSpec, 'clipGradNorm' | 'betas'>> & Pick<TrainSpec, 'clipGradNorm' | 'betas'> {
+  const merged = { ...spec.train, ...(entry.train ?? {}) };
+  return {
+    optimizer: 'sgd',
+    momentum: 0.9,
+    weightDecay: 0,
+    warmupSteps: 0,
+    schedule: 'cosine',
+    seed: 0,
+    labelSmoothing: 0,
+    checkpointEvery: 0,
+    ...merged,
+  };
+}
