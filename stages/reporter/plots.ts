@@ -1,0 +1,104 @@
+// The two pictures of a run, as Vega-Lite specs rendered to SVG in Node (no browser):
+// the trade-off (new-task accuracy against retention, point size = trainable parameters) and the
+// forgetting curves (retention against training step, one line per method).
+
+export interface TradeoffPoint {
+  readonly method: string;
+  readonly newTaskAccuracy: number;
+  readonly retentionAccuracy: number;
+  readonly trainableParams: number;
+}
+
+export interface CurvePoint {
+  readonly method: string;
+  readonly step: number;
+  readonly retentionAccuracy: number;
+  readonly newTaskAccuracy?: number;
+}
+
+type VegaLiteSpec = Record<string, unknown>;
+
+const FONT = 'Helvetica, Arial, sans-serif';
+
+export function tradeoffSpec(points: readonly TradeoffPoint[], baselineRetention: number | undefined, title: string): VegaLiteSpec {
+  const layers: VegaLiteSpec[] = [
+    {
+      mark: { type: 'circle', opacity: 0.75, stroke: 'black', strokeWidth: 0.5 },
+      encoding: {
+        x: { field: 'retentionAccuracy', type: 'quantitative', title: 'retention: k-NN accuracy on the pretraining domain (%)', scale: { zero: false, padding: 20 } },
+        y: { field: 'newTaskAccuracy', type: 'quantitative', title: 'new-task accuracy (%)', scale: { zero: false, padding: 20 } },
+        size: { field: 'trainableParams', type: 'quantitative', title: 'trainable parameters', scale: { type: 'sqrt', range: [40, 1200] } },
+        color: { field: 'method', type: 'nominal', legend: null },
+        tooltip: [{ field: 'method' }, { field: 'trainableParams', format: ',' }],
+      },
+    },
+    {
+      mark: { type: 'text', dx: 10, dy: -10, align: 'left', fontSize: 11, font: FONT },
+      encoding: {
+        x: { field: 'retentionAccuracy', type: 'quantitative' },
+        y: { field: 'newTaskAccuracy', type: 'quantitative' },
+        text: { field: 'method' },
+      },
+    },
+  ];
+  if (baselineRetention !== undefined) {
+    layers.push({
+      data: { values: [{ baseline: baselineRetention, label: 'pretrained' }] },
+      layer: [
+        { mark: { type: 'rule', strokeDash: [4, 4], color: 'gray' }, encoding: { x: { field: 'baseline', type: 'quantitative' } } },
+        { mark: { type: 'text', angle: 270, dy: -6, align: 'right', baseline: 'bottom', color: 'gray', fontSize: 10, font: FONT, y: 0 }, encoding: { x: { field: 'baseline', type: 'quantitative' }, text: { field: 'label' } } },
+      ],
+    });
+  }
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: { text: title, font: FONT },
+    width: 520,
+    height: 380,
+    data: { values: points.map((p) => ({ ...p })) },
+    layer: layers,
+    config: { font: FONT, axis: { labelFont: FONT, titleFont: FONT }, legend: { labelFont: FONT, titleFont: FONT } },
+  };
+}
+
+export function forgettingSpec(points: readonly CurvePoint[], baselineRetention: number | undefined, title: string): VegaLiteSpec {
+  const layers: VegaLiteSpec[] = [
+    {
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: { field: 'step', type: 'quantitative', title: 'training step' },
+        y: { field: 'retentionAccuracy', type: 'quantitative', title: 'retention: k-NN accuracy on the pretraining domain (%)', scale: { zero: false } },
+        color: { field: 'method', type: 'nominal', title: 'method' },
+      },
+    },
+  ];
+  if (baselineRetention !== undefined) {
+    layers.push({
+      data: { values: [{ baseline: baselineRetention }] },
+      mark: { type: 'rule', strokeDash: [4, 4], color: 'gray' },
+      encoding: { y: { field: 'baseline', type: 'quantitative' } },
+    });
+  }
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: { text: title, font: FONT },
+    width: 520,
+    height: 320,
+    data: { values: points.map((p) => ({ ...p })) },
+    layer: layers,
+    config: { font: FONT, axis: { labelFont: FONT, titleFont: FONT }, legend: { labelFont: FONT, titleFont: FONT } },
+  };
+}
+
+/** Compiles Vega-Lite and renders SVG headlessly (vega and vega-lite are ES modules: loaded with import()). */
+export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
+  const vega = await import('vega');
+  const vegaLite = await import('vega-lite');
+  const compiled = vegaLite.compile(spec as unknown as Parameters<typeof vegaLite.compile>[0]).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
