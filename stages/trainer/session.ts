@@ -1,0 +1,98 @@
+// One method's training state: the model being trained, its optimizer and schedule position.
+// A step computes gradients of the cross-entropy for exactly the surgery's trainable variables,
+// updates them, and leaves the tensor count unchanged.
+
+import * as tf from '@tensorflow/tfjs';
+import { VisionTransformer } from '../../models/vit/visionTransformer';
+import { crossEntropy, softTargets } from './loss';
+import { Optimizer, OptimizerSpec, clipByGlobalNorm, createOptimizer } from './optimizer';
+import { ScheduleSpec, learningRate } from './schedule';
+import { forwardPrefix, forwardSuffix } from './forward';
+
+export interface TrainSettings extends OptimizerSpec, ScheduleSpec {
+  readonly batchSize: number;
+  readonly seed: number;
+  readonly clipGradNorm?: number;
+  readonly labelSmoothing?: number;
+}
+
+export interface TrainJob {
+  readonly model: VisionTransformer;
+  readonly trainable: readonly tf.Variable[];
+  /** Blocks before this index have nothing to train and run outside the gradient tape. */
+  readonly firstTrainableBlock: number;
+  readonly numClasses: number;
+  readonly settings: TrainSettings;
+}
+
+export interface StepMetrics {
+  /** Steps completed, counting this one (1-based). */
+  readonly step: number;
+  readonly loss: number;
+  readonly lr: number;
+  readonly imagesPerSecond: number;
+  readonly gradNorm?: number;
+}
+
+/** Training produced a non-finite loss: the run of this method stops. */
+export class DivergedError extends Error {
+  constructor(
+    readonly step: number,
+    readonly lr: number,
+    readonly loss: number,
+  ) {
+    super(`loss became ${loss} at step ${step} (learning rate ${lr.toPrecision(4)}); this method diverged — lower its learning rate`);
+    this.name = 'DivergedError';
+  }
+}
+
+export class TrainingSession {
+  readonly optimizer: Optimizer;
+  /** Steps completed so far (the schedule position). */
+  completedSteps = 0;
+
+  constructor(readonly job: TrainJob) {
+    if (job.trainable.length === 0) throw new Error('nothing to train: the surgery left no trainable variables');
+    this.optimizer = createOptimizer(job.settings, job.trainable);
+  }
+
+  /** Runs one optimizer step on a batch (images normalised, labels class indices). */
+  step(images: tf.Tensor4D, labels: tf.Tensor1D): StepMetrics {
+    const { model, trainable, firstTrainableBlock, numClasses, settings } = this.job;
+    const started = process.hrtime.bigint();
+    const lr = learningRate(settings, this.completedSteps);
+    const targets = softTargets(labels, numClasses, settings.labelSmoothing ?? 0);
+    const prefix = forwardPrefix(model, images, firstTrainableBlock);
+    const { value, grads } = tf.variableGrads(() => crossEntropy(forwardSuffix(model, prefix, firstTrainableBlock), targets), trainable as tf.Variable[]);
+    tf.dispose([prefix.rows, targets]);
+    const ordered = trainable.map((variable) => grads[variable.name]);
+    const unconnected = trainable.filter((variable, i) => !ordered[i]);
+    if (unconnected.length > 0) {
+      tf.dispose([value, ...Object.values(grads)]);
+      throw new Error(`${unconnected.length} trainable variable(s) received no gradient (not trainable, or not used by the forward pass)`);
+    }
+    const loss = value.dataSync()[0];
+    value.dispose();
+    let gradNorm: number | undefined;
+    try {
+      if (!Number.isFinite(loss)) throw new DivergedError(this.completedSteps + 1, lr, loss);
+      if (settings.clipGradNorm !== undefined) {
+        const clipped = clipByGlobalNorm(ordered, settings.clipGradNorm);
+        gradNorm = clipped.norm;
+        this.optimizer.apply(clipped.grads, lr);
+        tf.dispose(clipped.grads);
+      } else {
+        this.optimizer.apply(ordered, lr);
+      }
+    } finally {
+      tf.dispose(Object.values(grads));
+    }
+    this.completedSteps++;
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    return { step: this.completedSteps, loss, lr, imagesPerSecond: images.shape[0] / seconds, gradNorm };
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
