@@ -60,7 +60,7 @@ export function applySurgery(base: VisionTransformer, spec: MethodSpec, options:
     model.head?.dispose();
     const head = newHead(model.width, options.classes, headInit, options.seed);
     model.head = head;
-    const headText = `new head Linear(${model.width}, ${options.classes}), ${describeHeadInit(headInit)}`;
+    const headText = `new head Linear(${model.width}, ${options.classes}) (${describeHeadInit(headInit)})`;
     let parts: Module[];
     let description: string;
     let adaptedProjections: string[] = [];

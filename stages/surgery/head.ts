@@ -16,5 +16,5 @@ export function newHead(width: number, classes: number, init: HeadInit = 'random
 }
 
 export function describeHeadInit(init: HeadInit): string {
-  return init === 'zero' ? 'zero init' : `truncated-normal init (std ${HEAD_INIT_STD}), zero bias`;
+  return init === 'zero' ? 'zero init' : `truncated-normal init with std ${HEAD_INIT_STD}, zero bias`;
 }

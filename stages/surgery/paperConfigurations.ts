@@ -5,8 +5,8 @@
 
 import { presetConfig } from '../../models/vit/config';
 import { VisionTransformer } from '../../models/vit/visionTransformer';
-import { applySurgery } from './applySurgery';
-import { MethodSpec } from './methodSpec';
+import { SurgeryResult, applySurgery } from './applySurgery';
+import { MethodSpec, SurgeryError } from './methodSpec';
 import { countParameters } from './trainability';
 
 export interface PaperConfiguration {
@@ -61,10 +61,12 @@ export function isPaperSetting(base: VisionTransformer, classes: number): boolea
 export interface ParameterCountRow {
   readonly name: string;
   readonly method: string;
-  /** Trainable scalars after applying the method to the model. */
-  readonly trainable: number;
-  readonly firstTrainableBlock: number;
+  /** Trainable scalars after applying the method to the model; null where the method does not fit the model. */
+  readonly trainable: number | null;
+  readonly firstTrainableBlock: number | null;
   readonly description: string;
+  /** Why the method does not fit the model (e.g. p does not divide its depth); absent when it does. */
+  readonly error?: string;
   /** The paper's figure, when the model and classes are the paper's; else null. */
   readonly reported: string | null;
   /** Whether `trainable` agrees with `reported` at the paper's precision (null without a figure). */
@@ -82,9 +84,16 @@ export function countConfigurations(
 ): ParameterCountRow[] {
   const paper = isPaperSetting(base, classes);
   return configurations.map((configuration) => {
-    const result = applySurgery(base, configuration.spec, { classes, seed: options.seed });
+    const reported = paper ? configuration.reported : null;
+    let result: SurgeryResult;
     try {
-      const reported = paper ? configuration.reported : null;
+      result = applySurgery(base, configuration.spec, { classes, seed: options.seed });
+    } catch (error) {
+      if (!(error instanceof SurgeryError)) throw error;
+      const method = configuration.name;
+      return { name: configuration.name, method, trainable: null, firstTrainableBlock: null, description: '', error: error.message, reported, agrees: null };
+    }
+    try {
       const row: ParameterCountRow = {
         name: configuration.name,
         method: result.method,
