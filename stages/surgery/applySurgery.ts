@@ -36,7 +36,7 @@ export interface SurgeryResult {
   readonly description: string;
   /** First block holding a trainable variable (0 if embeddings train, depth if only the head trains): blocks before it can run outside the gradient tape. */
   readonly firstTrainableBlock: number;
-  /** Indices of blocks added by block expansion (empty for other methods). */
+  /** Indices of the model's added blocks: the new ones for block expansion (kept from the base, if it had any, otherwise). */
   readonly addedBlocks: number[];
   /** Paths of the projections LoRA wraps (empty for other methods). */
   readonly adaptedProjections: string[];
