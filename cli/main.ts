@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { BACKEND_CHOICES, BackendChoice, BackendInfo, initBackend, isBackendChoice } from '../di/backend';
 import { embedCommand } from './commands/embed';
 import { inspectCommand } from './commands/inspect';
+import { paramsCommand } from './commands/params';
 import { EXIT, UsageError, reportError } from './errors';
 
 export interface GlobalOptions {
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
     .exitOverride();
   program.addCommand(inspectCommand().exitOverride());
   program.addCommand(embedCommand().exitOverride());
+  program.addCommand(paramsCommand().exitOverride());
   return program;
 }
 

@@ -325,8 +325,28 @@ export function inspectCheckpoint(path: string, options: LoadOptions = {}): Chec
   return summarize(path, translation, config, count, addedBlocks, metadata);
 }
 
+/**
+ * A projection wrapped by an adapter names extra parameters (e.g. LoRA's lora_A/lora_B) that are
+ * not plain Linear weights and that timm would not load: such a model is saved as a merged copy,
+ * with its adapters in a file of their own.
+ */
+function refuseWrappedProjections(model: VisionTransformer): void {
+  model.blocks.forEach((block, index) => {
+    const projections = { 'attn.qkv': block.attn.qkv, 'attn.proj': block.attn.proj, 'mlp.fc1': block.mlp.fc1, 'mlp.fc2': block.mlp.fc2 };
+    for (const [site, projection] of Object.entries(projections)) {
+      if (!(projection instanceof Linear)) {
+        throw new Error(
+          `cannot write blocks.${index}.${site} as a plain checkpoint: it is wrapped by an adapter (${projection.constructor.name}); ` +
+            'save a merged copy (mergedCopy in stages/surgery) and the adapters separately (saveAdapters)',
+        );
+      }
+    }
+  });
+}
+
 /** The model's parameters as timm names in PyTorch orientation. */
 export async function modelToStateDict(model: VisionTransformer): Promise<StateDict> {
+  refuseWrappedProjections(model);
   const config = model.config;
   const state: StateDict = new Map();
   for (const [name, variable] of model.namedParameters()) {

@@ -194,8 +194,14 @@ export class VisionTransformer implements Module {
     );
   }
 
+  /** Disposes part by part, so a part that holds more than its parameters (an adapter) frees it too. */
   dispose(): void {
-    for (const [, variable] of this.namedParameters()) variable.dispose();
+    this.patchEmbed.dispose();
+    this.clsToken.dispose();
+    this.posEmbed.dispose();
+    for (const block of this.blocks) block.dispose();
+    this.norm.dispose();
+    this.head?.dispose();
     for (const matrix of this.resampleCache.values()) matrix.dispose();
     this.resampleCache.clear();
   }
