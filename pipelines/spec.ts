@@ -7,6 +7,7 @@ import * as t from 'io-ts';
 import * as path from 'path';
 import YAML from 'yaml';
 import { parseStrictJson } from '../models/checkpoint/strictJson';
+import { BLOCK_PLACEMENTS, LORA_TARGETS } from '../stages/surgery/methodSpec';
 import {
   Int,
   NonEmptyString,
@@ -23,8 +24,6 @@ import {
   refined,
   taggedUnion,
 } from './codecs';
-
-export const LORA_TARGETS = ['query', 'key', 'value', 'proj', 'fc1', 'fc2'] as const;
 
 const trainProps = {
   steps: PositiveInt,
@@ -75,7 +74,7 @@ export const MethodEntry = taggedUnion(
     block: closed(
       'block',
       { method: t.literal('block') },
-      { ...common, p: PositiveInt, split: PositiveInt, placement: oneOf(['interleaved', 'top'] as const) },
+      { ...common, p: PositiveInt, split: PositiveInt, placement: oneOf(BLOCK_PLACEMENTS) },
     ),
   },
   'method',
