@@ -97,10 +97,6 @@ function cachedCoefficients(inSize: number, outSize: number, interpolation: Inte
   return found;
 }
 
-function roundToByte(value: number): number {
-  return value <= 0 ? 0 : value >= 255 ? 255 : Math.floor(value + 0.5);
-}
-
 /** Resamples `box` of `image` to outHeight x outWidth (the box is cropped first: taps never leave it). */
 export function resample(image: RawImage, box: Box, outHeight: number, outWidth: number, interpolation: Interpolation): RawImage {
   const { pixels, width, channels } = image;
@@ -129,10 +125,26 @@ export function resample(image: RawImage, box: Box, outHeight: number, outWidth:
         const first = rowStart + starts[x] * channels;
         const count = counts[x];
         const w = x * maxTaps;
-        for (let c = 0; c < channels; c++) {
-          let sum = 0;
-          for (let k = 0, at = first + c; k < count; k++, at += channels) sum += weights[w + k] * pixels[at];
-          horizontal[o++] = sum;
+        if (channels === 3) {
+          // The common case, all three channels in one walk over the taps.
+          let r = 0;
+          let g = 0;
+          let b = 0;
+          for (let k = 0, at = first; k < count; k++, at += 3) {
+            const weight = weights[w + k];
+            r += weight * pixels[at];
+            g += weight * pixels[at + 1];
+            b += weight * pixels[at + 2];
+          }
+          horizontal[o++] = r;
+          horizontal[o++] = g;
+          horizontal[o++] = b;
+        } else {
+          for (let c = 0; c < channels; c++) {
+            let sum = 0;
+            for (let k = 0, at = first + c; k < count; k++, at += channels) sum += weights[w + k] * pixels[at];
+            horizontal[o++] = sum;
+          }
         }
       }
     }
@@ -141,18 +153,39 @@ export function resample(image: RawImage, box: Box, outHeight: number, outWidth:
   // Vertical pass into bytes.
   const out = new Uint8Array(outHeight * rowLength);
   if (box.height === outHeight) {
-    for (let i = 0; i < out.length; i++) out[i] = roundToByte(horizontal[i]);
+    for (let i = 0; i < out.length; i++) {
+      const value = horizontal[i] + 0.5;
+      out[i] = value <= 0 ? 0 : value >= 255 ? 255 : value; // a Uint8Array store truncates: floor(v + 0.5)
+    }
   } else {
     const { starts, counts, weights, maxTaps } = cachedCoefficients(box.height, outHeight, interpolation);
+    const sum = new Float32Array(rowLength);
     for (let y = 0; y < outHeight; y++) {
-      const first = starts[y] * rowLength;
-      const count = counts[y];
+      // Weighted sum of whole rows: tap by tap, so the inner loop is a plain multiply-add over a row.
       const w = y * maxTaps;
       const o = y * rowLength;
+      let from = starts[y] * rowLength;
+      if (counts[y] === 2) {
+        // Bilinear upsampling: two rows, one pass.
+        const w0 = weights[w];
+        const w1 = weights[w + 1];
+        const next = from + rowLength;
+        for (let i = 0; i < rowLength; i++) {
+          const value = w0 * horizontal[from + i] + w1 * horizontal[next + i] + 0.5;
+          out[o + i] = value <= 0 ? 0 : value >= 255 ? 255 : value;
+        }
+        continue;
+      }
+      let weight = weights[w];
+      for (let i = 0; i < rowLength; i++) sum[i] = weight * horizontal[from + i];
+      for (let k = 1; k < counts[y]; k++) {
+        from += rowLength;
+        weight = weights[w + k];
+        for (let i = 0; i < rowLength; i++) sum[i] += weight * horizontal[from + i];
+      }
       for (let i = 0; i < rowLength; i++) {
-        let sum = 0;
-        for (let k = 0, at = first + i; k < count; k++, at += rowLength) sum += weights[w + k] * horizontal[at];
-        out[o + i] = roundToByte(sum);
+        const value = sum[i] + 0.5;
+        out[o + i] = value <= 0 ? 0 : value >= 255 ? 255 : value;
       }
     }
   }
@@ -182,10 +215,18 @@ export function flipHorizontal(image: RawImage): RawImage {
   const out = new Uint8Array(pixels.length);
   for (let y = 0; y < height; y++) {
     const row = y * width * channels;
-    for (let x = 0; x < width; x++) {
-      const from = row + x * channels;
-      const to = row + (width - 1 - x) * channels;
-      for (let c = 0; c < channels; c++) out[to + c] = pixels[from + c];
+    if (channels === 3) {
+      for (let from = row, to = row + (width - 1) * 3; to >= row; from += 3, to -= 3) {
+        out[to] = pixels[from];
+        out[to + 1] = pixels[from + 1];
+        out[to + 2] = pixels[from + 2];
+      }
+    } else {
+      for (let x = 0; x < width; x++) {
+        const from = row + x * channels;
+        const to = row + (width - 1 - x) * channels;
+        for (let c = 0; c < channels; c++) out[to + c] = pixels[from + c];
+      }
     }
   }
   return { pixels: out, height, width, channels };
