@@ -4,3 +4,4 @@ export * from './models/vit/visionTransformer';
 export * from './models/checkpoint/safetensors';
 export * from './models/checkpoint/vitCheckpoint';
 export * from './di/backend';
+export * from './stages/dataset';
