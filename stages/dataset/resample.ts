@@ -2,8 +2,9 @@
 // antialiased resize follows): for every output pixel a row of filter weights over the source
 // pixels its footprint covers, the filter stretched by the scale factor when shrinking
 // (antialiasing), taps outside the box dropped and the rest renormalised (edges clamp). The
-// horizontal pass runs first, then the vertical one, in float32; the result is rounded to uint8
-// once at the end (PIL rounds after each pass, so results can differ from PIL by one level).
+// horizontal pass runs first, then the vertical one, each rounded and clamped to uint8 as in PIL
+// (so bicubic overshoot is clipped between the passes too). PIL sums in 22-bit fixed point, this
+// in floating point: results differ from PIL's by at most one level.
 
 export interface RawImage {
   readonly pixels: Uint8Array;
@@ -52,7 +53,7 @@ const FILTERS: Record<Interpolation, Filter> = {
 export interface Coefficients {
   readonly starts: Int32Array;
   readonly counts: Int32Array;
-  readonly weights: Float32Array;
+  readonly weights: Float64Array;
   readonly maxTaps: number;
 }
 
@@ -65,7 +66,7 @@ export function coefficients(inSize: number, outSize: number, interpolation: Int
   const maxTaps = Math.ceil(support) * 2 + 1;
   const starts = new Int32Array(outSize);
   const counts = new Int32Array(outSize);
-  const weights = new Float32Array(outSize * maxTaps);
+  const weights = new Float64Array(outSize * maxTaps);
   const taps = new Float64Array(maxTaps);
   for (let out = 0; out < outSize; out++) {
     const center = (out + 0.5) * scale;
@@ -97,6 +98,11 @@ function cachedCoefficients(inSize: number, outSize: number, interpolation: Inte
   return found;
 }
 
+/** Rounds half up and clamps to 0..255 (the caller stores into a Uint8Array, which truncates). */
+function toByte(value: number): number {
+  return value <= 0 ? 0 : value >= 254.5 ? 255 : value + 0.5;
+}
+
 /** Resamples `box` of `image` to outHeight x outWidth (the box is cropped first: taps never leave it). */
 export function resample(image: RawImage, box: Box, outHeight: number, outWidth: number, interpolation: Interpolation): RawImage {
   const { pixels, width, channels } = image;
@@ -108,16 +114,16 @@ export function resample(image: RawImage, box: Box, outHeight: number, outWidth:
   const rowLength = outWidth * channels;
 
   // Horizontal pass over the box's rows (skipped when the width does not change).
-  let horizontal: Float32Array;
+  let horizontal: Uint8Array;
   if (box.width === outWidth) {
-    horizontal = new Float32Array(box.height * rowLength);
+    horizontal = new Uint8Array(box.height * rowLength);
     for (let y = 0; y < box.height; y++) {
       const from = (box.top + y) * stride + box.left * channels;
       for (let i = 0; i < rowLength; i++) horizontal[y * rowLength + i] = pixels[from + i];
     }
   } else {
     const { starts, counts, weights, maxTaps } = cachedCoefficients(box.width, outWidth, interpolation);
-    horizontal = new Float32Array(box.height * rowLength);
+    horizontal = new Uint8Array(box.height * rowLength);
     for (let y = 0; y < box.height; y++) {
       const rowStart = (box.top + y) * stride + box.left * channels;
       let o = y * rowLength;
@@ -136,14 +142,14 @@ export function resample(image: RawImage, box: Box, outHeight: number, outWidth:
             g += weight * pixels[at + 1];
             b += weight * pixels[at + 2];
           }
-          horizontal[o++] = r;
-          horizontal[o++] = g;
-          horizontal[o++] = b;
+          horizontal[o++] = toByte(r);
+          horizontal[o++] = toByte(g);
+          horizontal[o++] = toByte(b);
         } else {
           for (let c = 0; c < channels; c++) {
             let sum = 0;
             for (let k = 0, at = first + c; k < count; k++, at += channels) sum += weights[w + k] * pixels[at];
-            horizontal[o++] = sum;
+            horizontal[o++] = toByte(sum);
           }
         }
       }
@@ -151,43 +157,33 @@ export function resample(image: RawImage, box: Box, outHeight: number, outWidth:
   }
 
   // Vertical pass into bytes.
+  if (box.height === outHeight) return { pixels: horizontal, height: outHeight, width: outWidth, channels };
   const out = new Uint8Array(outHeight * rowLength);
-  if (box.height === outHeight) {
-    for (let i = 0; i < out.length; i++) {
-      const value = horizontal[i] + 0.5;
-      out[i] = value <= 0 ? 0 : value >= 255 ? 255 : value; // a Uint8Array store truncates: floor(v + 0.5)
-    }
-  } else {
-    const { starts, counts, weights, maxTaps } = cachedCoefficients(box.height, outHeight, interpolation);
-    const sum = new Float32Array(rowLength);
-    for (let y = 0; y < outHeight; y++) {
-      // Weighted sum of whole rows: tap by tap, so the inner loop is a plain multiply-add over a row.
-      const w = y * maxTaps;
-      const o = y * rowLength;
-      let from = starts[y] * rowLength;
-      if (counts[y] === 2) {
-        // Bilinear upsampling: two rows, one pass.
-        const w0 = weights[w];
-        const w1 = weights[w + 1];
-        const next = from + rowLength;
-        for (let i = 0; i < rowLength; i++) {
-          const value = w0 * horizontal[from + i] + w1 * horizontal[next + i] + 0.5;
-          out[o + i] = value <= 0 ? 0 : value >= 255 ? 255 : value;
-        }
-        continue;
-      }
-      let weight = weights[w];
-      for (let i = 0; i < rowLength; i++) sum[i] = weight * horizontal[from + i];
-      for (let k = 1; k < counts[y]; k++) {
-        from += rowLength;
-        weight = weights[w + k];
-        for (let i = 0; i < rowLength; i++) sum[i] += weight * horizontal[from + i];
-      }
+  const { starts, counts, weights, maxTaps } = cachedCoefficients(box.height, outHeight, interpolation);
+  const sum = new Float64Array(rowLength);
+  for (let y = 0; y < outHeight; y++) {
+    // Weighted sum of whole rows: tap by tap, so the inner loop is a plain multiply-add over a row.
+    const w = y * maxTaps;
+    const o = y * rowLength;
+    let from = starts[y] * rowLength;
+    if (counts[y] === 2) {
+      // Bilinear upsampling: two rows, one pass.
+      const w0 = weights[w];
+      const w1 = weights[w + 1];
+      const next = from + rowLength;
       for (let i = 0; i < rowLength; i++) {
-        const value = sum[i] + 0.5;
-        out[o + i] = value <= 0 ? 0 : value >= 255 ? 255 : value;
+        out[o + i] = toByte(w0 * horizontal[from + i] + w1 * horizontal[next + i]);
       }
+      continue;
     }
+    let weight = weights[w];
+    for (let i = 0; i < rowLength; i++) sum[i] = weight * horizontal[from + i];
+    for (let k = 1; k < counts[y]; k++) {
+      from += rowLength;
+      weight = weights[w + k];
+      for (let i = 0; i < rowLength; i++) sum[i] += weight * horizontal[from + i];
+    }
+    for (let i = 0; i < rowLength; i++) out[o + i] = toByte(sum[i]);
   }
   return { pixels: out, height: outHeight, width: outWidth, channels };
 }

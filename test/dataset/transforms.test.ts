@@ -84,6 +84,26 @@ describe('dataset: resampling (PIL semantics)', () => {
     expect([...out]).to.deep.equal([10, 13, 18, 20]);
   });
 
+  it('matches PIL 9.4 (Image.resize, crop then resize) within one level, bicubic overshoot clipped', () => {
+    // Expected values from PIL: Image.fromarray(a, 'L').resize(...) on this 4x5 image.
+    const input: RawImage = { pixels: Uint8Array.from([0, 97, 194, 35, 132, 53, 181, 53, 181, 53, 106, 9, 168, 71, 13, 159, 93, 27, 0, 190]), height: 4, width: 5, channels: 1 };
+    const cases: Array<[string, { left: number; top: number; width: number; height: number }, number, number, 'bilinear' | 'bicubic', number[]]> = [
+      ['bicubic 4x5 -> 7x9', full(input), 7, 9, 'bicubic', [
+        0, 17, 78, 156, 205, 100, 25, 101, 148, 10, 45, 119, 148, 147, 110, 83, 100, 112, 39, 90, 178, 131, 56, 127, 174, 95, 48, 78, 84, 94, 101, 111,
+        136, 131, 52, 7, 118, 77, 9, 74, 165, 119, 56, 29, 16, 152, 121, 67, 64, 74, 38, 24, 101, 144, 168, 148, 108, 61, 16, 0, 10, 146, 221,
+      ]],
+      ['bilinear 4x5 -> 2x3', full(input), 2, 3, 'bilinear', [73, 122, 90, 99, 79, 78]],
+      ['bicubic crop (1,0)-(4,3) -> 6x5', { left: 1, top: 0, width: 3, height: 3 }, 6, 5, 'bicubic', [
+        81, 139, 206, 92, 8, 113, 138, 165, 102, 58, 182, 136, 76, 123, 163, 156, 116, 69, 128, 174, 38, 80, 143, 116, 92, 0, 64, 178, 110, 53,
+      ]],
+    ];
+    for (const [what, box, height, width, interpolation, expected] of cases) {
+      const got = resample(input, box, height, width, interpolation).pixels;
+      expect(got.length, what).to.equal(expected.length);
+      expect(Math.max(...expected.map((value, i) => Math.abs(value - got[i]))), what).to.be.at.most(1);
+    }
+  });
+
   it('has weights summing to one for every output pixel', () => {
     for (const [inSize, outSize] of [[32, 224], [375, 256], [7, 3]]) {
       for (const interpolation of ['bilinear', 'bicubic'] as const) {
