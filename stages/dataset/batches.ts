@@ -3,8 +3,9 @@
 // the consumer calls batch.dispose() (frees its tensors and acknowledges) or batch.ack()
 // (acknowledges only; the consumer keeps the tensors and must dispose them itself). The producer
 // builds the next batch only while fewer than `prefetch` batches are outstanding, so however slow
-// the consumer, at most `prefetch` batches exist at once (the one being built included), and
-// buffering operators such as concatMap never hold more than that.
+// the consumer, at most `prefetch` unacknowledged batches exist (the one being built included),
+// and buffering operators such as concatMap never hold more than that. A consumer that neither
+// disposes nor acknowledges stalls the stream after `prefetch` batches.
 //
 // Determinism: epoch e visits the source in permutation(createRandom(seed, SHUFFLE, e)); image i
 // of epoch e is transformed with createRandom(seed, AUGMENT, e, i). The same seed gives the same

@@ -135,7 +135,7 @@ async function readMembers(location: Location, wanted: string[], namesFile: stri
     return { parts, names: fs.existsSync(namesPath) ? fs.readFileSync(namesPath, 'utf8') : undefined };
   }
   const want = new Set([...wanted, namesFile]);
-  const members = await readTarMembers(location.archive, (name) => want.has(path.posix.basename(name)));
+  const members = await readTarMembers(location.archive, (name) => want.has(path.posix.basename(name)), { stopAfter: want.size });
   const byBase = new Map([...members].map(([name, bytes]) => [path.posix.basename(name), { name, bytes }]));
   const parts: Array<[string, Buffer]> = wanted.map((base) => {
     const member = byBase.get(base);

@@ -147,13 +147,15 @@ async function downloadOnce(url: string, file: DownloadFile, target: string, opt
   try {
     let response: Response;
     try {
-      response = await fetch(url, { signal: controller.signal, redirect: 'follow' });
+      // identity: the checksum and Content-Length are of the file's bytes, not of a compressed transfer.
+      response = await fetch(url, { signal: controller.signal, redirect: 'follow', headers: { 'Accept-Encoding': 'identity' } });
     } catch (error) {
       throw new Error(describeFailure(error));
     }
     if (!response.ok || !response.body) throw new Error(`server answered ${response.status} ${response.statusText}`);
     const lengthHeader = response.headers.get('content-length');
-    const total = lengthHeader !== null && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+    const encoded = (response.headers.get('content-encoding') ?? 'identity') !== 'identity';
+    const total = !encoded && lengthHeader !== null && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
     const hash = crypto.createHash(file.checksum.algorithm);
     handle = await fs.promises.open(temporary, 'wx');
     let received = 0;

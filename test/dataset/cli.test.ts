@@ -80,6 +80,28 @@ describe('dataset: embed and data commands end to end', () => {
     expect(read(knn).metadata.transform).to.match(/^dino-knn: Resize\(18, bicubic\) -> CenterCrop\(16\)/);
   });
 
+  it('skips unreadable images when asked, recording which source images the rows are', async () => {
+    const root = path.join(folder, 'broken');
+    fs.mkdirSync(path.join(root, 'a'), { recursive: true });
+    for (const name of ['1.png', '3.png']) {
+      await sharp(Buffer.alloc(32 * 32 * 3, 99), { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(path.join(root, 'a', name));
+    }
+    fs.writeFileSync(path.join(root, 'a', '2.png'), 'not a png');
+    const out = path.join(folder, 'broken.safetensors');
+    const stderr = process.stderr.write;
+    process.stderr.write = (() => true) as typeof process.stderr.write;
+    let result;
+    try {
+      result = await embed({ ...defaults, checkpoint: CHECKPOINT, data: `imagefolder:${root}?onUnreadable=skip`, out });
+    } finally {
+      process.stderr.write = stderr;
+    }
+    expect(result).to.deep.include({ count: 2, skipped: 1 });
+    const file = SafetensorsFile.open(out);
+    expect([...file.readInt32('indices')]).to.deep.equal([0, 2]);
+    file.close();
+  });
+
   it('embeds IDX and safetensors sources; keeps the safetensors errors naming file and tensor', async () => {
     fs.writeFileSync(path.join(folder, 'i.idx'), idxBytes(0x803, [2, 32, 32], new Uint8Array(2 * 1024).fill(9)));
     fs.writeFileSync(path.join(folder, 'l.idx'), idxBytes(0x801, [2], Uint8Array.from([4, 1])));
