@@ -1,8 +1,8 @@
 // Data-only throughput of the dataset stage: images per second through batches() (read,
 // transform, normalise, tensor creation; the consumer disposes at once), for the paper's CIFAR
 // train transform (32 -> 224 RandomResizedCrop + flip + normalise), its test transform (resize to
-// 224) and the 32x32 path (flip + normalise at native size). Synthetic CIFAR-shaped images unless
-// a data URI is given. Run: node dist/bench/dataset.js [--images N] [--batch B] [--data URI]
+// 224), DINO's k-NN transform and the 32x32 path (flip + normalise at native size). Synthetic
+// CIFAR-shaped images unless a data URI is given (then cases whose output size varies fail). Run: node dist/bench/dataset.js [--images N] [--batch B] [--workers W] [--data URI]
 
 import * as tf from '@tensorflow/tfjs';
 import { concatMap, lastValueFrom } from 'rxjs';
@@ -18,6 +18,8 @@ export interface DatasetBenchOptions {
   batchSize?: number;
   /** A data URI to read instead of synthetic 32x32 images. */
   data?: string;
+  /** Transform worker threads (default 0: the main thread). */
+  workers?: number;
   /** Cases to run (default all). */
   cases?: readonly string[];
   log?: (line: string) => void;
@@ -31,10 +33,13 @@ export interface DatasetBenchResult {
   readonly imagesPerSecond: number;
 }
 
+/** Case name -> transform. On 32x32 images: the paper's train and test paths at 224, DINO's k-NN
+ * path, and the 32x32 path (flip + normalise at native size). */
 export const DATASET_BENCH_CASES = {
-  'cifar-train-224': 'paper-train',
-  'cifar-test-224': 'paper-test',
-  'cifar-32': 'native-flip',
+  'train-224': 'paper-train',
+  'test-224': 'paper-test',
+  'knn-224': 'dino-knn',
+  'native-32': 'native-flip',
 } as const;
 
 function syntheticCifar(count: number): DatasetSource {
@@ -49,11 +54,11 @@ function syntheticCifar(count: number): DatasetSource {
   });
 }
 
-async function run(source: DatasetSource, transform: string, images: number, batchSize: number): Promise<{ seen: number; seconds: number }> {
+async function run(source: DatasetSource, transform: string, images: number, batchSize: number, workers: number): Promise<{ seen: number; seconds: number }> {
   const started = process.hrtime.bigint();
   let seen = 0;
   await lastValueFrom(
-    batches(source, { batchSize, transform, seed: 1, epochs: Math.ceil(images / source.size), prefetch: 2 }).pipe(
+    batches(source, { batchSize, transform, seed: 1, epochs: Math.ceil(images / source.size), prefetch: 2, workers }).pipe(
       concatMap(async (batch) => {
         seen += batch.images.shape[0];
         batch.dispose();
@@ -73,11 +78,12 @@ export async function benchDataset(options: DatasetBenchOptions = {}): Promise<D
   const tensorsBefore = tf.memory().numTensors;
   for (const [name, transform] of Object.entries(DATASET_BENCH_CASES)) {
     if (options.cases && !options.cases.includes(name)) continue;
-    await run(source, transform, Math.min(batchSize, source.size), batchSize); // warm-up
-    const { seen, seconds } = await run(source, transform, images, batchSize);
+    const workers = options.workers ?? 0;
+    await run(source, transform, Math.min(batchSize, source.size), batchSize, workers); // warm-up
+    const { seen, seconds } = await run(source, transform, images, batchSize, workers);
     const result = { name, transform, images: seen, seconds, imagesPerSecond: seen / seconds };
     results.push(result);
-    log(`${name.padEnd(16)} ${transform.padEnd(12)} ${seen} images in ${seconds.toFixed(2)} s: ${result.imagesPerSecond.toFixed(0)} images/s`);
+    log(`${name.padEnd(10)} ${transform.padEnd(12)} ${seen} images in ${seconds.toFixed(2)} s: ${result.imagesPerSecond.toFixed(0)} images/s`);
   }
   if (tf.memory().numTensors !== tensorsBefore) throw new Error(`bench: ${tf.memory().numTensors - tensorsBefore} tensors leaked`);
   return results;
@@ -94,8 +100,14 @@ if (require.main === module) {
     await tf.setBackend('cpu');
     const images = value('--images');
     const batch = value('--batch');
-    process.stdout.write(`dataset throughput (${tf.getBackend()} backend for tensor creation, node ${process.version})\n`);
-    await benchDataset({ images: images ? Number(images) : undefined, batchSize: batch ? Number(batch) : undefined, data: value('--data') });
+    const workers = value('--workers');
+    process.stdout.write(`dataset throughput (${tf.getBackend()} backend for tensor creation, ${workers ?? 0} transform workers, node ${process.version})\n`);
+    await benchDataset({
+      images: images ? Number(images) : undefined,
+      batchSize: batch ? Number(batch) : undefined,
+      workers: workers ? Number(workers) : undefined,
+      data: value('--data'),
+    });
   })().catch((error) => {
     process.stderr.write(`${(error as Error).stack ?? error}\n`);
     process.exitCode = 1;

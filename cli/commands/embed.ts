@@ -34,6 +34,8 @@ export interface EmbedOptions {
   transform?: EmbedGeometry;
   /** Folder that relative paths in --data are relative to (default: the working directory). */
   baseDir?: string;
+  /** Worker threads for the image transform (default 0: the main thread). */
+  workers?: number;
   /** Where notes go (default stderr). */
   log?: (message: string) => void;
 }
@@ -78,7 +80,7 @@ export async function embed(options: EmbedOptions): Promise<{ count: number; wid
     const labels = new BigInt64Array(capacity);
     const indices = new BigInt64Array(capacity);
     let count = 0;
-    const stream = batches(source, { batchSize: options.batch, shuffle: false, epochs: 1, transform, prefetch: 2 }).pipe(
+    const stream = batches(source, { batchSize: options.batch, shuffle: false, epochs: 1, transform, prefetch: 2, workers: options.workers }).pipe(
       concatMap(async (batch) => {
         try {
           const [size, height, width] = batch.images.shape;
@@ -142,6 +144,7 @@ export function embedCommand(): Command {
       if (!(EMBED_GEOMETRIES as readonly string[]).includes(value)) throw new UsageError(`--transform: expected one of ${EMBED_GEOMETRIES.join(', ')}, got '${value}'`);
       return value;
     }, 'auto')
+    .option('--workers <n>', 'worker threads for the image transform (0: the main thread; the pixels are the same)', parseInteger('--workers', 0, 64), 0)
     .action(async (options: EmbedOptions, command: Command) => {
       await startBackend(command);
       const started = Date.now();

@@ -130,6 +130,28 @@ describe('dataset: batch stream', () => {
     expect(bytesOf(resumed).equals(bytesOf(first.slice(4)))).to.equal(true);
   });
 
+  it('gives the same pixels with the transform in worker threads, and reports their errors', async () => {
+    const options: BatchOptions = { batchSize: 4, epochs: 2, seed: 42, transform: SMALL_TRAIN };
+    const mainThread = await collect(noiseSource(10), options);
+    const threaded = await collect(noiseSource(10), { ...options, workers: 2 });
+    expect(threaded.map((b) => b.indices)).to.deep.equal(mainThread.map((b) => b.indices));
+    expect(threaded.map((b) => b.labels)).to.deep.equal(mainThread.map((b) => b.labels));
+    expect(bytesOf(threaded).equals(bytesOf(mainThread))).to.equal(true);
+    const mixed: DatasetSource = {
+      description: 'mixed',
+      size: 2,
+      numClasses: 1,
+      labelOf: () => 0,
+      read: async (i) => ({ pixels: new Uint8Array((i + 1) * (i + 1) * 5), height: i + 1, width: i + 1, channels: 5, label: 0 }),
+    };
+    try {
+      await collect(mixed, { batchSize: 2, workers: 1 });
+      expect.fail('should have thrown');
+    } catch (caught) {
+      expect((caught as Error).message).to.match(/images with 5 channels are not supported/);
+    }
+  });
+
   it('never lets the producer run more than `prefetch` batches ahead of a slow consumer', async () => {
     for (const prefetch of [1, 3]) {
       const source = tinySource(24);
