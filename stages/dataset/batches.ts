@@ -163,7 +163,7 @@ async function buildBatch(
   if (!buffer || kept.length === 0) return null;
   const used = kept.length * height * width * 3;
   return {
-    images: used === buffer.length ? buffer : buffer.subarray(0, used),
+    images: used === buffer.length ? buffer : buffer.slice(0, used), // a copy: some backends read the whole underlying buffer
     shape: [kept.length, height, width, 3],
     labels: Int32Array.from(labels),
     indices: kept,
