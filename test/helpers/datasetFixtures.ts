@@ -4,8 +4,16 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
+const created: string[] = [];
+process.on('exit', () => {
+  for (const folder of created) fs.rmSync(folder, { recursive: true, force: true });
+});
+
+/** A fresh folder under the system's temporary folder, removed when the test process exits. */
 export function tempFolder(prefix = 'vitpeft-data-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  created.push(folder);
+  return folder;
 }
 
 /** Pixel value of record r, channel c, row y, column x: distinct and easy to predict. */
