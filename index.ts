@@ -5,3 +5,4 @@ export * from './models/checkpoint/safetensors';
 export * from './models/checkpoint/vitCheckpoint';
 export * from './di/backend';
 export * from './stages/surgery';
+export * from './stages/dataset';

@@ -3,6 +3,7 @@
 import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
 import { BACKEND_CHOICES, BackendChoice, BackendInfo, initBackend, isBackendChoice } from '../di/backend';
+import { dataCommand } from './commands/data';
 import { embedCommand } from './commands/embed';
 import { inspectCommand } from './commands/inspect';
 import { paramsCommand } from './commands/params';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   program.addCommand(inspectCommand().exitOverride());
   program.addCommand(embedCommand().exitOverride());
   program.addCommand(paramsCommand().exitOverride());
+  program.addCommand(dataCommand().exitOverride());
   return program;
 }
 

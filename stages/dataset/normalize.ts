@@ -18,3 +18,13 @@ export function normalizeImages(images: tf.Tensor4D, mean: readonly number[], st
     return tf.sub(tf.mul(tf.cast(images, 'float32'), scale), shift) as tf.Tensor4D;
   });
 }
+
+/** The same mapping as a lookup table, table[c * 256 + v] = (v/255 - mean[c]) / std[c] in float32. */
+export function normalizationTable(mean: readonly number[], std: readonly number[]): Float32Array {
+  if (mean.length !== std.length) throw new Error(`normalize: mean has ${mean.length} values but std has ${std.length}`);
+  if (std.some((s) => !(s > 0))) throw new Error(`normalize: every std must be positive, got [${std.join(', ')}]`);
+  if (mean.some((m) => !Number.isFinite(m))) throw new Error(`normalize: every mean must be finite, got [${mean.join(', ')}]`);
+  const table = new Float32Array(mean.length * 256);
+  for (let c = 0; c < mean.length; c++) for (let v = 0; v < 256; v++) table[c * 256 + v] = (v / 255 - mean[c]) / std[c];
+  return table;
+}
