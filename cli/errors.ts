@@ -14,6 +14,6 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
 export function reportError(error: unknown, verbose: boolean): number {
   const message = error instanceof Error ? error.message : String(error);
   if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
-  else process.stderr.write(`vitpeft: error: ${message.split('\n')[0]}\n`);
+  else process.stderr.write(`vitpeft: error: ${message}\n`);
   return error instanceof UsageError ? EXIT.usage : EXIT.failure;
 }

@@ -6,6 +6,8 @@ import { BACKEND_CHOICES, BackendChoice, BackendInfo, initBackend, isBackendChoi
 import { dataCommand } from './commands/data';
 import { embedCommand } from './commands/embed';
 import { inspectCommand } from './commands/inspect';
+import { mergeCommand } from './commands/merge';
+import { runCommand } from './commands/run';
 import { paramsCommand } from './commands/params';
 import { EXIT, UsageError, reportError } from './errors';
 
@@ -36,6 +38,8 @@ export function buildProgram(): Command {
   program.addCommand(embedCommand().exitOverride());
   program.addCommand(paramsCommand().exitOverride());
   program.addCommand(dataCommand().exitOverride());
+  program.addCommand(runCommand().exitOverride());
+  program.addCommand(mergeCommand().exitOverride());
   return program;
 }
 

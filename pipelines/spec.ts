@@ -37,7 +37,7 @@ const trainProps = {
   seed: Int,
   clipGradNorm: PositiveNumber,
   labelSmoothing: UnitInterval,
-  betas: refined(t.array(t.number), (b) => b.length === 2 && b.every((x) => x >= 0 && x < 1), 'two numbers in [0, 1) [beta1, beta2]'),
+  betas: refined(t.tuple([t.number, t.number]), (b) => b.every((x) => x >= 0 && x < 1), 'two numbers in [0, 1) [beta1, beta2]'),
   /** Write a resumable checkpoint every this many steps (0: never). */
   checkpointEvery: NonNegativeInt,
 };

@@ -7,7 +7,7 @@ import { VisionTransformer } from '../../models/vit/visionTransformer';
 import { crossEntropy, softTargets } from './loss';
 import { Optimizer, OptimizerSpec, clipByGlobalNorm, createOptimizer } from './optimizer';
 import { ScheduleSpec, learningRate } from './schedule';
-import { forwardPrefix, forwardSuffix } from './forward';
+import { PrefixOutput, forwardPrefix, forwardSuffix } from './forward';
 
 export interface TrainSettings extends OptimizerSpec, ScheduleSpec {
   readonly batchSize: number;
@@ -62,9 +62,15 @@ export class TrainingSession {
     const started = process.hrtime.bigint();
     const lr = learningRate(settings, this.completedSteps);
     const targets = softTargets(labels, numClasses, settings.labelSmoothing ?? 0);
-    const prefix = forwardPrefix(model, images, firstTrainableBlock);
-    const { value, grads } = tf.variableGrads(() => crossEntropy(forwardSuffix(model, prefix, firstTrainableBlock), targets), trainable as tf.Variable[]);
-    tf.dispose([prefix.rows, targets]);
+    // With trainable embeddings everything runs on the tape; otherwise the frozen prefix stays off it.
+    const embeddingsTrain = [model.clsToken, model.posEmbed, ...model.patchEmbed.namedParameters().map(([, v]) => v)].some((v) => v.trainable);
+    const objective = (prefix: PrefixOutput, from: number) => crossEntropy(forwardSuffix(model, prefix, from), targets);
+    const prefix = embeddingsTrain ? undefined : forwardPrefix(model, images, firstTrainableBlock);
+    const { value, grads } = tf.variableGrads(
+      () => (prefix ? objective(prefix, firstTrainableBlock) : objective(forwardPrefix(model, images, 0), 0)),
+      trainable as tf.Variable[],
+    );
+    tf.dispose(prefix ? [prefix.rows, targets] : [targets]);
     const ordered = trainable.map((variable) => grads[variable.name]);
     const unconnected = trainable.filter((variable, i) => !ordered[i]);
     if (unconnected.length > 0) {

@@ -1,0 +1,12 @@
+// The pipelines that ship with vitpeft, by path (they live in pipelines/ at the package root).
+
+import * as path from 'path';
+
+/** The package root, from this file's place in dist/pipelines/. */
+export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
+
+/** Split-MNIST on the shipped digit ViT: `vitpeft run` with no file, and `npm start`. */
+export const DEFAULT_PIPELINE = path.join(PACKAGE_ROOT, 'pipelines', 'default.json');
+
+/** The paper's configuration (DINO ViT-B/16, CIFAR-100 at 224, IN-1K k-NN), for a GPU with the data. */
+export const PAPER_PIPELINE = path.join(PACKAGE_ROOT, 'pipelines', 'paper.json');

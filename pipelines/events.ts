@@ -1,0 +1,99 @@
+// What flows out of a running pipeline: one stream of events that the reporter turns into CSV
+// rows, the progress display, the table and the plots, and that code can subscribe to directly.
+
+export interface RunStartEvent {
+  readonly kind: 'run-start';
+  readonly run: string;
+  readonly outDir: string;
+  readonly backend: string;
+  readonly model: string;
+  /** method name x seed, in the order they will run. */
+  readonly jobs: ReadonlyArray<{ readonly method: string; readonly seed: number; readonly steps: number }>;
+  /** The k of the k-NN evaluations, and the one the table reports. */
+  readonly knnK: readonly number[];
+  readonly knnHeadline: number;
+}
+
+export interface StepEvent {
+  readonly kind: 'step';
+  readonly method: string;
+  readonly seed: number;
+  readonly step: number;
+  readonly steps: number;
+  readonly epoch: number;
+  readonly loss: number;
+  readonly lr: number;
+  readonly imagesPerSecond: number;
+}
+
+export interface EvalEvent {
+  readonly kind: 'eval';
+  /** 'pretrained' for the baseline evaluation before any fine-tuning. */
+  readonly method: string;
+  readonly seed: number;
+  readonly step: number;
+  /** Top-1 accuracy (%) of the model's head on the new task's test split. */
+  readonly newTaskAccuracy?: number;
+  /** Weighted k-NN accuracy (%) on the pretraining domain, by k. */
+  readonly retention?: Readonly<Record<number, number>>;
+  /** The same with adapters removed / added blocks bypassed (LoRA and block expansion). */
+  readonly retentionUnplugged?: Readonly<Record<number, number>>;
+  /** Accuracy (%) of the pretrained checkpoint's own head on the retention queries, on current features. */
+  readonly frozenHeadAccuracy?: number;
+  readonly seconds: number;
+}
+
+export type MethodStatus = 'ok' | 'diverged' | 'failed' | 'interrupted';
+
+export interface MethodResult {
+  readonly method: string;
+  readonly seed: number;
+  readonly trainableParams: number;
+  readonly steps: number;
+  readonly status: MethodStatus;
+  readonly newTaskAccuracy?: number;
+  /** Best new-task accuracy over the evaluations (the paper's choice of number). */
+  readonly newTaskBest?: number;
+  readonly retentionAccuracy?: number;
+  readonly retentionUnplugged?: number;
+  readonly frozenHeadAccuracy?: number;
+  readonly meanAccuracy?: number;
+  readonly seconds: number;
+  readonly note?: string;
+}
+
+export interface MethodStartEvent {
+  readonly kind: 'method-start';
+  readonly method: string;
+  readonly seed: number;
+  readonly trainableParams: number;
+  readonly description: string;
+  readonly steps: number;
+  /** The step it starts from (above 0 when resumed from a checkpoint). */
+  readonly fromStep: number;
+}
+
+export interface MethodEndEvent {
+  readonly kind: 'method-end';
+  readonly result: MethodResult;
+}
+
+export interface CheckpointEvent {
+  readonly kind: 'checkpoint';
+  readonly method: string;
+  readonly seed: number;
+  readonly step: number;
+  readonly file: string;
+}
+
+export interface RunEndEvent {
+  readonly kind: 'run-end';
+  readonly baselineRetention?: number;
+  readonly baselineFrozenHead?: number;
+  readonly results: readonly MethodResult[];
+  readonly interrupted: boolean;
+}
+
+export type PipelineEvent = RunStartEvent | StepEvent | EvalEvent | MethodStartEvent | MethodEndEvent | CheckpointEvent | RunEndEvent;
+
+export const BASELINE = 'pretrained';

@@ -1,0 +1,146 @@
+// The dual evaluator: how well the model does the new task (its head on the test split) and how
+// much of the pretraining domain it still knows (DINO's weighted k-NN on class-token features,
+// the bank recomputed with the current backbone; optionally with adapters/new blocks unplugged,
+// and through the pretrained checkpoint's own head when it had one).
+
+import * as tf from '@tensorflow/tfjs';
+import { lastValueFrom, tap } from 'rxjs';
+import { inject, injectable } from 'tsyringe';
+import { Linear } from '../../models/vit/linear';
+import { ForwardContext } from '../../models/vit/module';
+import { VisionTransformer } from '../../models/vit/visionTransformer';
+import { TOKENS } from '../../di/tokens';
+import type { DatasetStage } from '../dataset/stage';
+import { DatasetSource } from '../dataset/source';
+import { Transform } from '../dataset/transforms';
+import { knnAccuracy } from './knn';
+
+export interface EvaluationSet {
+  readonly source: DatasetSource;
+  readonly transform: Transform;
+}
+
+export interface EvaluationData {
+  /** The new task's test split (labels index the new head). */
+  readonly test: EvaluationSet;
+  /** The pretraining domain: bank and queries for k-NN, with their own transform. */
+  readonly retention?: { readonly bank: DatasetSource; readonly query: DatasetSource; readonly transform: Transform };
+  readonly knn: { readonly k: readonly number[]; readonly temperature: number };
+  readonly batchSize: number;
+}
+
+export interface EvaluationRequest {
+  readonly newTask: boolean;
+  readonly retention: boolean;
+  /** Also measure retention with adapters removed / added blocks bypassed. */
+  readonly unplugged: boolean;
+  /** The pretrained checkpoint's head, applied to the current retention-query features. */
+  readonly frozenHead?: Linear | null;
+}
+
+export interface EvaluationResult {
+  readonly newTaskAccuracy?: number;
+  readonly retention?: Record<number, number>;
+  readonly retentionUnplugged?: Record<number, number>;
+  readonly frozenHeadAccuracy?: number;
+  readonly seconds: number;
+}
+
+export interface EvaluatorStage {
+  evaluate(model: VisionTransformer, data: EvaluationData, request: EvaluationRequest): Promise<EvaluationResult>;
+}
+
+interface FeatureSet {
+  readonly features: tf.Tensor2D;
+  readonly labels: Int32Array;
+  /** Top-1 accuracy (%) of `head` on these images, when a head was given. */
+  readonly headAccuracy?: number;
+}
+
+function argmaxMatches(logits: tf.Tensor2D, labels: Int32Array, offset: number): number {
+  const predicted = tf.tidy(() => tf.argMax(logits, 1)).dataSync();
+  let correct = 0;
+  for (let i = 0; i < predicted.length; i++) if (predicted[i] === labels[offset + i]) correct++;
+  return correct;
+}
+
+@injectable()
+export class DualEvaluator implements EvaluatorStage {
+  constructor(@inject(TOKENS.dataset) private readonly dataset: DatasetStage) {}
+
+  /** Class-token features of every image of a source, in order (and the head's accuracy, if asked). */
+  async features(model: VisionTransformer, set: EvaluationSet, batchSize: number, context: ForwardContext, head?: Linear | null): Promise<FeatureSet> {
+    const { source, transform } = set;
+    const chunks: tf.Tensor2D[] = [];
+    const labels = new Int32Array(source.size);
+    let count = 0;
+    let correct = 0;
+    try {
+      await lastValueFrom(
+        this.dataset.batches(source, { batchSize, shuffle: false, epochs: 1, transform }).pipe(
+          tap((batch) => {
+            try {
+              const features = model.embedCls(batch.images, context);
+              chunks.push(features);
+              const batchLabels = batch.labels.dataSync();
+              labels.set(batchLabels, count);
+              if (head) {
+                const logits = head.forward(features);
+                correct += argmaxMatches(logits, labels, count);
+                logits.dispose();
+              }
+              count += batchLabels.length;
+            } finally {
+              batch.dispose();
+            }
+          }),
+        ),
+        { defaultValue: undefined },
+      );
+      const features = chunks.length === 1 ? chunks[0] : (tf.concat(chunks, 0) as tf.Tensor2D);
+      if (chunks.length > 1) tf.dispose(chunks);
+      return { features, labels: labels.subarray(0, count), headAccuracy: head ? (100 * correct) / Math.max(1, count) : undefined };
+    } catch (error) {
+      tf.dispose(chunks);
+      throw error;
+    }
+  }
+
+  private async retention(model: VisionTransformer, data: EvaluationData, context: ForwardContext, frozenHead?: Linear | null) {
+    const retention = data.retention!;
+    const bank = await this.features(model, { source: retention.bank, transform: retention.transform }, data.batchSize, context);
+    try {
+      const query = await this.features(model, { source: retention.query, transform: retention.transform }, data.batchSize, context, frozenHead);
+      try {
+        const numClasses = Math.max(retention.bank.numClasses, retention.query.numClasses);
+        const accuracy = knnAccuracy(bank, query, { k: data.knn.k, temperature: data.knn.temperature, numClasses });
+        return { accuracy: Object.fromEntries(accuracy) as Record<number, number>, frozenHeadAccuracy: query.headAccuracy };
+      } finally {
+        query.features.dispose();
+      }
+    } finally {
+      bank.features.dispose();
+    }
+  }
+
+  async evaluate(model: VisionTransformer, data: EvaluationData, request: EvaluationRequest): Promise<EvaluationResult> {
+    const started = Date.now();
+    let newTaskAccuracy: number | undefined;
+    if (request.newTask) {
+      if (!model.head) throw new Error('cannot measure new-task accuracy: the model has no head');
+      const test = await this.features(model, data.test, data.batchSize, {}, model.head);
+      test.features.dispose();
+      newTaskAccuracy = test.headAccuracy;
+    }
+    let retention: Record<number, number> | undefined;
+    let retentionUnplugged: Record<number, number> | undefined;
+    let frozenHeadAccuracy: number | undefined;
+    if (request.retention && data.retention) {
+      const current = await this.retention(model, data, {}, request.frozenHead);
+      retention = current.accuracy;
+      frozenHeadAccuracy = current.frozenHeadAccuracy;
+      if (request.unplugged) retentionUnplugged = (await this.retention(model, data, { unplugged: true })).accuracy;
+    }
+    return { newTaskAccuracy, retention, retentionUnplugged, frozenHeadAccuracy, seconds: (Date.now() - started) / 1000 };
+  }
+}
