@@ -58,7 +58,9 @@ interface FeatureSet {
 }
 
 function argmaxMatches(logits: tf.Tensor2D, labels: Int32Array, offset: number): number {
-  const predicted = tf.tidy(() => tf.argMax(logits, 1)).dataSync();
+  const argmax = tf.argMax(logits, 1);
+  const predicted = argmax.dataSync();
+  argmax.dispose();
   let correct = 0;
   for (let i = 0; i < predicted.length; i++) if (predicted[i] === labels[offset + i]) correct++;
   return correct;
