@@ -36,7 +36,7 @@ export function runFolder(out: string, name: string, shard?: { index: number; co
   return path.resolve(out, shard ? `${name}-shard${shard.index}of${shard.count}` : name);
 }
 
-const GENERATED = ['metrics.csv', 'evals.csv', 'results.csv', 'summary.csv', 'spec.json', 'tradeoff.svg', 'forgetting.svg'];
+const GENERATED = ['metrics.csv', 'evals.csv', 'results.csv', 'timings.csv', 'summary.csv', 'spec.json', 'tradeoff.svg', 'forgetting.svg'];
 
 export function runCommand(): Command {
   return new Command('run')

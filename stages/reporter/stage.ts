@@ -1,8 +1,9 @@
 // The reporter: an operator on the pipeline's event stream. Steps go to metrics.csv and
 // evaluations to evals.csv as they arrive (whole rows, so an interrupted run keeps them);
-// results.csv is rewritten atomically after every finished method; at the end it prints the
-// table and draws the trade-off and forgetting-curve plots. Progress goes to stderr: a bar
-// on a terminal, plain lines otherwise.
+// results.csv is rewritten atomically after every finished method and holds no timings, so the
+// same run gives the same file (wall times go to timings.csv); at the end it prints the table
+// and draws the trade-off and forgetting-curve plots. Progress goes to stderr: a bar on a
+// terminal, plain lines otherwise.
 
 import * as fs from 'fs';
 import * as path from 'path';
@@ -45,7 +46,6 @@ export const RESULT_COLUMNS = [
   'frozen_head_accuracy',
   'mean_accuracy',
   'steps',
-  'seconds',
   'status',
   'note',
 ] as const;
@@ -65,7 +65,6 @@ export function resultRow(run: string, r: MethodResult): Record<(typeof RESULT_C
     frozen_head_accuracy: r.frozenHeadAccuracy,
     mean_accuracy: r.meanAccuracy,
     steps: r.steps,
-    seconds: r.seconds,
     status: r.status,
     note: r.note,
   };
@@ -110,6 +109,7 @@ export class DefaultReporter implements ReporterStage {
         let start: RunStartEvent | undefined;
         let metrics: CsvLog<Record<string, CsvValue>> | undefined;
         let evals: CsvLog<Record<string, CsvValue>> | undefined;
+        let timings: CsvLog<Record<string, CsvValue>> | undefined;
         const results: MethodResult[] = [];
         const baseline: { retention?: number; frozenHead?: number } = {};
         const curves: CurvePoint[] = [];
@@ -123,6 +123,7 @@ export class DefaultReporter implements ReporterStage {
           const retentionColumns = event.knnK.flatMap((k) => [`retention_k${k}`]);
           const unpluggedColumns = event.knnK.map((k) => `retention_unplugged_k${k}`);
           evals = new CsvLog(path.join(outDir, 'evals.csv'), ['run', 'method', 'seed', 'step', 'new_task_accuracy', ...retentionColumns, ...unpluggedColumns, 'frozen_head_accuracy', 'seconds']);
+          timings = new CsvLog(path.join(outDir, 'timings.csv'), ['run', 'method', 'seed', 'steps', 'status', 'seconds']);
           progress.line(`vitpeft: run '${event.run}' -> ${outDir}`);
         };
         const onStep = (event: StepEvent) => {
@@ -215,6 +216,7 @@ export class DefaultReporter implements ReporterStage {
               case 'method-end':
                 results.push(event.result);
                 writeResults();
+                timings?.append({ run: start?.run, method: event.result.method, seed: event.result.seed, steps: event.result.steps, status: event.result.status, seconds: event.result.seconds });
                 progress.methodEnd(event.result, headline());
                 break;
               case 'checkpoint':
@@ -228,6 +230,7 @@ export class DefaultReporter implements ReporterStage {
             progress.done();
             metrics?.close();
             evals?.close();
+            timings?.close();
           }),
         );
       });
