@@ -9,6 +9,7 @@ import { inspectCommand } from './commands/inspect';
 import { mergeCommand } from './commands/merge';
 import { runCommand } from './commands/run';
 import { paramsCommand } from './commands/params';
+import { pretrainCommand } from './commands/pretrain';
 import { EXIT, UsageError, reportError } from './errors';
 
 export interface GlobalOptions {
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   program.addCommand(paramsCommand().exitOverride());
   program.addCommand(dataCommand().exitOverride());
   program.addCommand(runCommand().exitOverride());
+  program.addCommand(pretrainCommand().exitOverride());
   program.addCommand(mergeCommand().exitOverride());
   return program;
 }

@@ -10,3 +10,6 @@ export const DEFAULT_PIPELINE = path.join(PACKAGE_ROOT, 'pipelines', 'default.js
 
 /** The paper's configuration (DINO ViT-B/16, CIFAR-100 at 224, IN-1K k-NN), for a GPU with the data. */
 export const PAPER_PIPELINE = path.join(PACKAGE_ROOT, 'pipelines', 'paper.json');
+
+/** How the default's pretrained model is made: `vitpeft pretrain` with no file. */
+export const PRETRAIN_DIGITS = path.join(PACKAGE_ROOT, 'pipelines', 'pretrain-digits.json');

@@ -51,13 +51,24 @@ export function pipeline(overrides: StageOverrides = {}, parent: DependencyConta
   const container = createPipelineContainer(overrides, parent);
   return {
     container,
+    // Each stage is resolved when first used: a job that needs no reporter needs no reporter options.
     get stages(): Stages {
       return {
-        dataset: container.resolve<DatasetStage>(TOKENS.dataset),
-        surgery: container.resolve<SurgeryStage>(TOKENS.surgery),
-        trainer: container.resolve<TrainerStage>(TOKENS.trainer),
-        evaluator: container.resolve<EvaluatorStage>(TOKENS.evaluator),
-        reporter: container.resolve<ReporterStage>(TOKENS.reporter),
+        get dataset() {
+          return container.resolve<DatasetStage>(TOKENS.dataset);
+        },
+        get surgery() {
+          return container.resolve<SurgeryStage>(TOKENS.surgery);
+        },
+        get trainer() {
+          return container.resolve<TrainerStage>(TOKENS.trainer);
+        },
+        get evaluator() {
+          return container.resolve<EvaluatorStage>(TOKENS.evaluator);
+        },
+        get reporter() {
+          return container.resolve<ReporterStage>(TOKENS.reporter);
+        },
       };
     },
     run(loaded: LoadedPipeline, options: RunOptions): Observable<PipelineEvent> {

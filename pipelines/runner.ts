@@ -64,7 +64,7 @@ export function planJobs(spec: PipelineSpec, options: Pick<RunOptions, 'only' | 
   const jobs: Job[] = [];
   spec.methods.forEach((entry, index) => {
     if (options.only && !options.only.includes(names[index])) return;
-    const train = resolveTrain(spec, entry);
+    const train = resolveTrain(spec.train, entry.train);
     for (let s = 0; s < seeds; s++) {
       const seed = train.seed + s;
       jobs.push({ entry, method: names[index], seed, settings: { ...train, seed } });
@@ -76,7 +76,7 @@ export function planJobs(spec: PipelineSpec, options: Pick<RunOptions, 'only' | 
 }
 
 /** Named transform at the pipeline's size, with the pipeline's mean/std where given. */
-function transformFor(name: string, size: number, normalization?: { mean?: readonly number[]; std?: readonly number[] }): Transform {
+export function transformFor(name: string, size: number, normalization?: { mean?: readonly number[]; std?: readonly number[] }): Transform {
   const spec: TransformSpec = namedTransform(name, { size });
   return resolveTransform({ ...spec, mean: normalization?.mean ?? spec.mean, std: normalization?.std ?? spec.std });
 }

@@ -187,9 +187,9 @@ export function loadPipelineFile(file: string): LoadedPipeline {
   return { spec: decodePipeline(parsePipelineText(text, file), file), file, baseDir: path.dirname(path.resolve(file)) };
 }
 
-/** The train settings of one method: the pipeline's, overridden by the method's, defaults filled in. */
-export function resolveTrain(spec: PipelineSpec, entry: MethodEntry): Required<Omit<TrainSpec, 'clipGradNorm' | 'betas'>> & Pick<TrainSpec, 'clipGradNorm' | 'betas'> {
-  const merged = { ...spec.train, ...(entry.train ?? {}) };
+/** Train settings: the file's, overridden by a method's, defaults filled in. */
+export function resolveTrain(train: TrainSpec, overrides: TrainOverrides = {}): Required<Omit<TrainSpec, 'clipGradNorm' | 'betas'>> & Pick<TrainSpec, 'clipGradNorm' | 'betas'> {
+  const merged = { ...train, ...overrides };
   return {
     optimizer: 'sgd',
     momentum: 0.9,

@@ -4,7 +4,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { Linear, Projection } from './linear';
-import { ForwardContext, Module, NamedParameter, prefixed } from './module';
+import { ForwardContext, Module, NamedParameter, SeedSource, UNSEEDED, prefixed } from './module';
 
 export class Attention implements Module {
   constructor(
@@ -18,8 +18,8 @@ export class Attention implements Module {
     if (qkv.inFeatures % heads !== 0) throw new Error(`Attention: width ${qkv.inFeatures} is not divisible by ${heads} heads`);
   }
 
-  static init(width: number, heads: number): Attention {
-    return new Attention(Linear.init(width, 3 * width), Linear.init(width, width), heads);
+  static init(width: number, heads: number, seeds: SeedSource = UNSEEDED): Attention {
+    return new Attention(Linear.init(width, 3 * width, { seed: seeds() }), Linear.init(width, width, { seed: seeds() }), heads);
   }
 
   get width(): number {

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Attention } from './attention';
 import { LayerNorm } from './layerNorm';
 import { Mlp } from './mlp';
-import { ForwardContext, Module, NamedParameter, prefixed } from './module';
+import { ForwardContext, Module, NamedParameter, SeedSource, UNSEEDED, prefixed } from './module';
 
 export class Block implements Module {
   constructor(
@@ -16,8 +16,8 @@ export class Block implements Module {
     readonly added = false,
   ) {}
 
-  static init(width: number, heads: number, mlpHidden: number, eps: number): Block {
-    return new Block(LayerNorm.init(width, eps), Attention.init(width, heads), LayerNorm.init(width, eps), Mlp.init(width, mlpHidden));
+  static init(width: number, heads: number, mlpHidden: number, eps: number, seeds: SeedSource = UNSEEDED): Block {
+    return new Block(LayerNorm.init(width, eps), Attention.init(width, heads, seeds), LayerNorm.init(width, eps), Mlp.init(width, mlpHidden, seeds));
   }
 
   forward(x: tf.Tensor2D, batch: number, tokens: number, context: ForwardContext): tf.Tensor2D {

@@ -16,6 +16,16 @@ export interface ForwardContext {
 
 export const DEFAULT_CONTEXT: ForwardContext = {};
 
+/** Hands out consecutive seeds for random initialisers; without a base seed, none (unseeded). */
+export type SeedSource = () => number | undefined;
+
+export function seedSource(seed?: number): SeedSource {
+  let next = seed;
+  return () => (next === undefined ? undefined : next++);
+}
+
+export const UNSEEDED: SeedSource = () => undefined;
+
 export interface Module {
   namedParameters(): NamedParameter[];
   dispose(): void;

@@ -20,9 +20,9 @@ export class PatchEmbed implements Module {
     }
   }
 
-  static init(patchSize: number, inChannels: number, width: number): PatchEmbed {
+  static init(patchSize: number, inChannels: number, width: number, seed?: number): PatchEmbed {
     const fanIn = patchSize * patchSize * inChannels;
-    const weight = parameter(tf.truncatedNormal([fanIn, width], 0, 0.02) as tf.Tensor2D, true);
+    const weight = parameter(tf.truncatedNormal([fanIn, width], 0, 0.02, 'float32', seed) as tf.Tensor2D, true);
     return new PatchEmbed(weight, parameter(tf.zeros([width]) as tf.Tensor1D, true), patchSize, inChannels);
   }
 

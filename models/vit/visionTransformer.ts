@@ -7,7 +7,7 @@ import { Block } from './block';
 import { VitConfig, gridSize, validateConfig } from './config';
 import { LayerNorm } from './layerNorm';
 import { Linear } from './linear';
-import { DEFAULT_CONTEXT, ForwardContext, Module, NamedParameter, parameter, prefixed } from './module';
+import { DEFAULT_CONTEXT, ForwardContext, Module, NamedParameter, parameter, prefixed, seedSource } from './module';
 import { PatchEmbed } from './patchEmbed';
 import { ResampleOptions, TIMM_RESAMPLE, gridResampleMatrix } from './posEmbed';
 
@@ -56,19 +56,23 @@ export class VisionTransformer implements Module {
     }
   }
 
-  /** A randomly initialised model (timm's init: truncated normal 0.02; class token 1e-6 normal). */
-  static init(config: VitConfig, options: VitOptions = {}): VisionTransformer {
+  /**
+   * A randomly initialised model (timm's init: truncated normal 0.02; class token 1e-6 normal).
+   * With `seed`, every random draw is seeded (seed, seed + 1, ... in a fixed order): same seed, same weights.
+   */
+  static init(config: VitConfig, options: VitOptions & { seed?: number } = {}): VisionTransformer {
     validateConfig(config);
     const grid = gridSize(config);
+    const seeds = seedSource(options.seed);
     return new VisionTransformer(
       config,
       {
-        patchEmbed: PatchEmbed.init(config.patchSize, config.inChannels, config.width),
-        clsToken: parameter(tf.randomNormal([1, 1, config.width], 0, 1e-6) as tf.Tensor3D, true),
-        posEmbed: parameter(tf.truncatedNormal([1, 1 + grid * grid, config.width], 0, 0.02) as tf.Tensor3D, true),
-        blocks: Array.from({ length: config.depth }, () => Block.init(config.width, config.heads, config.mlpHidden, config.layerNormEps)),
+        patchEmbed: PatchEmbed.init(config.patchSize, config.inChannels, config.width, seeds()),
+        clsToken: parameter(tf.randomNormal([1, 1, config.width], 0, 1e-6, 'float32', seeds()) as tf.Tensor3D, true),
+        posEmbed: parameter(tf.truncatedNormal([1, 1 + grid * grid, config.width], 0, 0.02, 'float32', seeds()) as tf.Tensor3D, true),
+        blocks: Array.from({ length: config.depth }, () => Block.init(config.width, config.heads, config.mlpHidden, config.layerNormEps, seeds)),
         norm: LayerNorm.init(config.width, config.layerNormEps),
-        head: config.numClasses > 0 ? Linear.init(config.width, config.numClasses) : null,
+        head: config.numClasses > 0 ? Linear.init(config.width, config.numClasses, { seed: seeds() }) : null,
       },
       options,
     );

@@ -63,7 +63,7 @@ describe('pipeline spec (io-ts)', () => {
     const spec = tinySpec();
     spec.methods = [{ method: 'lora', rank: 8, train: { lr: 0.05 } }];
     const decoded = decodePipeline(spec, 'x.json');
-    expect(resolveTrain(decoded, decoded.methods[0])).to.include({ lr: 0.05, steps: 50, momentum: 0.9, labelSmoothing: 0 });
+    expect(resolveTrain(decoded.train, decoded.methods[0].train)).to.include({ lr: 0.05, steps: 50, momentum: 0.9, labelSmoothing: 0 });
   });
 
   it('loads JSON and YAML files, rejecting duplicate keys in either', () => {
