@@ -12,6 +12,8 @@
 // Options follow a '?', separated by '&':
 //   classes=0-4,7    keep only these classes            remap=true|false  labels -> 0..k-1 (default true)
 //   perClass=N       at most N images per class         labels=fine|coarse (CIFAR-100; `coarse` alone too)
+//   skipPerClass=N   skip the first N images of each class (with perClass: a disjoint split, e.g. a
+//                    validation set: mnist:train?perClass=600 and mnist:train?skipPerClass=600)
 //   onUnreadable=fail|skip  (imagefolder: an image that cannot be decoded fails with its path, or is skipped)
 // e.g. `mnist:train?classes=5-9&remap=false`, `imagefolder:/data/imagenet:train?perClass=50`.
 
@@ -43,6 +45,7 @@ interface CommonOptions {
   classes?: number[];
   remap?: boolean;
   perClass?: number;
+  skipPerClass?: number;
 }
 
 export type DataSpec = CommonOptions &
@@ -74,7 +77,7 @@ const OPTIONS_BY_KIND: Record<DataUriKind, string[]> = {
   mnist: [],
   safetensors: [],
 };
-const COMMON_OPTIONS = ['classes', 'remap', 'perClass'];
+const COMMON_OPTIONS = ['classes', 'remap', 'perClass', 'skipPerClass'];
 
 function parseBoolean(uri: string, key: string, value: string): boolean {
   if (value === 'true' || value === '1' || value === 'yes') return true;
@@ -172,6 +175,12 @@ export function parseDataUri(uri: string): DataSpec {
           target.perClass = n;
           break;
         }
+        case 'skipPerClass': {
+          const n = Number(need());
+          if (!Number.isSafeInteger(n) || n < 0) throw new DataUriError(uri, `option skipPerClass=${value}: expected a non-negative integer`);
+          target.skipPerClass = n;
+          break;
+        }
         case 'labels':
           if (value !== 'fine' && value !== 'coarse') throw new DataUriError(uri, `option labels=${value}: expected fine or coarse`);
           target.labels = value;
@@ -223,7 +232,7 @@ export async function openDataSpec(spec: DataSpec, options: OpenOptions = {}): P
     case 'imagefolder': {
       const root = resolve(spec.path);
       // Without a class filter the cap is applied while listing, so capped banks list less.
-      const capWhileListing = spec.classes === undefined ? spec.perClass : undefined;
+      const capWhileListing = spec.classes === undefined && spec.skipPerClass === undefined ? spec.perClass : undefined;
       source = new ImageFolderSource({ root: spec.split ? path.join(root, spec.split) : root, perClass: capWhileListing, onUnreadable: spec.onUnreadable, warn: options.warn });
       perClassDone = capWhileListing !== undefined;
       break;
@@ -242,8 +251,8 @@ export async function openDataSpec(spec: DataSpec, options: OpenOptions = {}): P
       break;
   }
   const perClass = perClassDone ? undefined : spec.perClass;
-  if (spec.classes !== undefined || perClass !== undefined) {
-    source = new SubsetSource(source, { classes: spec.classes, remap: spec.remap, perClass });
+  if (spec.classes !== undefined || perClass !== undefined || spec.skipPerClass !== undefined) {
+    source = new SubsetSource(source, { classes: spec.classes, remap: spec.remap, perClass, skipPerClass: spec.skipPerClass });
   }
   return source;
 }

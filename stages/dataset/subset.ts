@@ -10,8 +10,10 @@ export interface SubsetOptions {
   classes?: readonly number[];
   /** true (default): labels become positions in the sorted class list. false: labels are kept. */
   remap?: boolean;
-  /** At most this many images per class, the first ones in the source's order. */
+  /** At most this many images per class, the first ones in the source's order (after any skipped). */
   perClass?: number;
+  /** Skip the first this many images of each class (a split disjoint from perClass=N with the same N). */
+  skipPerClass?: number;
 }
 
 export class SubsetSource implements DatasetSource {
@@ -37,10 +39,18 @@ export class SubsetSource implements DatasetSource {
     this.labelMap = new Map((classes ?? []).map((c, position) => [c, remap ? position : c]));
     const keep = classes ? new Set(classes) : undefined;
     const taken = new Map<number, number>();
+    const skipped = new Map<number, number>();
     const indices: number[] = [];
     for (let i = 0; i < parent.size; i++) {
       const label = parent.labelOf(i);
       if (keep && !keep.has(label)) continue;
+      if (options.skipPerClass !== undefined) {
+        const seen = skipped.get(label) ?? 0;
+        if (seen < options.skipPerClass) {
+          skipped.set(label, seen + 1);
+          continue;
+        }
+      }
       if (options.perClass !== undefined) {
         const count = taken.get(label) ?? 0;
         if (count >= options.perClass) continue;
@@ -57,6 +67,7 @@ export class SubsetSource implements DatasetSource {
     this.imageShape = parent.imageShape;
     const parts: string[] = [];
     if (classes) parts.push(`classes ${formatClassList(classes)}${remap ? ' remapped to 0..' + (classes.length - 1) : ', labels kept'}`);
+    if (options.skipPerClass !== undefined) parts.push(`first ${options.skipPerClass} per class skipped`);
     if (options.perClass !== undefined) parts.push(`at most ${options.perClass} per class`);
     this.description = `${parent.description} [${parts.join('; ')}]`;
   }

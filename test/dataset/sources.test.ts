@@ -77,6 +77,18 @@ describe('dataset: class subsets', () => {
     expect(() => new SubsetSource(tenClasses(), { classes: [10] })).to.throw(DatasetError, /class 10 does not exist/);
   });
 
+  it('skips the first N images of each class: with perClass=N, two disjoint splits', async () => {
+    const first = new SubsetSource(tenClasses(), { classes: [3, 4], perClass: 1 });
+    const rest = new SubsetSource(tenClasses(), { classes: [3, 4], skipPerClass: 1 });
+    expect([...first.parentIndices]).to.deep.equal([3, 4]);
+    expect([...rest.parentIndices]).to.deep.equal([13, 14]);
+    expect(rest.description).to.match(/first 1 per class skipped/);
+    const uri = await openDataUri('mnist:train?classes=5-9&skipPerClass=640');
+    const train = await openDataUri('mnist:train?classes=5-9&perClass=640');
+    const all = await openDataUri('mnist:train?classes=5-9');
+    expect(uri.size + train.size).to.equal(all.size);
+  });
+
   it('parses and formats class lists', () => {
     expect(parseClassList('0-2,7, 9')).to.deep.equal([0, 1, 2, 7, 9]);
     expect(formatClassList([0, 1, 2, 7, 9])).to.equal('0-2,7,9');
@@ -104,7 +116,7 @@ describe('dataset: data URIs', () => {
     ['cifar100:x', /expected the split \(train or test\)/],
     ['mnist:val', /expected mnist:train or mnist:test/],
     ['idx:only-one', /expected idx:IMAGES_FILE:LABELS_FILE/],
-    ['mnist:train?clases=1', /unknown option 'clases' for mnist \(expected classes, remap, perClass\)/],
+    ['mnist:train?clases=1', /unknown option 'clases' for mnist \(expected classes, remap, perClass, skipPerClass\)/],
     ['mnist:train?coarse', /unknown option 'coarse' for mnist/],
     ['mnist:train?classes=1&classes=2', /option 'classes' given twice/],
     ['mnist:train?perClass=0', /perClass=0: expected a positive integer/],
