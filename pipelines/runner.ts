@@ -13,6 +13,8 @@ import { VisionTransformer } from '../models/vit/visionTransformer';
 import type { DatasetStage } from '../stages/dataset/stage';
 import { DatasetSource } from '../stages/dataset/source';
 import { Transform, TransformSpec, namedTransform, resolveTransform } from '../stages/dataset/transforms';
+import { resolveDataPath } from '../stages/dataset/dataUri';
+import { defaultCacheDir } from '../stages/dataset/downloads';
 import type { EvaluationData, EvaluationResult, EvaluatorStage } from '../stages/evaluator/stage';
 import type { ReporterStage } from '../stages/reporter/stage';
 import { saveAdapters } from '../stages/surgery/loraFile';
@@ -52,6 +54,16 @@ export interface Job {
   readonly method: string;
   readonly seed: number;
   readonly settings: TrainSettings & { readonly checkpointEvery: number };
+}
+
+/**
+ * A checkpoint path from a pipeline file: `cache:NAME/FILE` is in the download cache (where
+ * `vitpeft data fetch` puts it, e.g. cache:dino-vitb16/model.safetensors), `~/` is the home
+ * folder, and other relative paths are relative to the file.
+ */
+export function resolveCheckpointPath(given: string, baseDir: string): string {
+  if (given.startsWith('cache:')) return path.join(defaultCacheDir(), given.slice('cache:'.length));
+  return resolveDataPath(given, baseDir);
 }
 
 /** The method x seed jobs a run will do, after --only and --shard. */
@@ -94,7 +106,7 @@ interface Prepared {
 
 async function prepare(stages: Stages, loaded: LoadedPipeline, options: RunOptions): Promise<Prepared> {
   const { spec, baseDir } = loaded;
-  const checkpoint = path.resolve(baseDir, spec.model.checkpoint);
+  const checkpoint = resolveCheckpointPath(spec.model.checkpoint, baseDir);
   const { model: base } = loadVit(checkpoint, {
     heads: spec.model.heads,
     layerNormEps: spec.model.layerNormEps,

@@ -106,6 +106,8 @@ export const PipelineSpec = closed(
       },
     ),
     seeds: PositiveInt,
+    /** Run every method once per learning rate (named e.g. full@lr0.01): a learning-rate sweep. */
+    sweep: closed('sweep', { lr: nonEmptyArray(PositiveNumber, 'lr') }),
   },
 );
 
@@ -141,10 +143,23 @@ export function methodName(entry: MethodEntry): string {
   }
 }
 
+/** The name a sweep gives a method run at one learning rate. */
+export function sweepName(name: string, lr: number): string {
+  return `${name}@lr${lr}`;
+}
+
+/** Replaces each method by one copy per swept learning rate; a spec without a sweep is returned as is. */
+export function expandSweep(spec: PipelineSpec): PipelineSpec {
+  if (!spec.sweep) return spec;
+  const { lr: rates } = spec.sweep;
+  const methods = spec.methods.flatMap((entry) => rates.map((lr) => ({ ...entry, name: sweepName(methodName(entry), lr), train: { ...(entry.train ?? {}), lr } })));
+  return { ...spec, methods };
+}
+
 export function decodePipeline(input: unknown, file: string): PipelineSpec {
   const result = PipelineSpec.decode(input);
   if (isLeft(result)) throw new PipelineSpecError(file, formatErrors(result.left));
-  const spec = result.right;
+  const spec = expandSweep(result.right);
   const problems: string[] = [];
   const seen = new Map<string, number>();
   spec.methods.forEach((entry, index) => {

@@ -160,3 +160,24 @@ describe('vitpeft run with a bad pipeline file', () => {
     expect(fs.existsSync(path.join(folder, 'out'))).to.equal(false);
   });
 });
+
+describe('vitpeft run --shard and vitpeft merge', () => {
+  it('splits the jobs over shards and merges their results into one table', async () => {
+    const fixture = await pipelineFixture({ methods: [{ method: 'linear' }, { method: 'lora', rank: 2 }, { method: 'topk', k: 1 }], train: { steps: 2, batchSize: 8, lr: 0.01 }, evaluate: { every: 0, knn: { k: [5] } } });
+    const out = path.join(fixture.folder, 'out');
+    for (const shard of ['1/2', '2/2']) {
+      const result = runCli(['--backend', 'wasm', 'run', fixture.file, '--out', out, '--shard', shard, '--no-save-models', '--no-plots']);
+      expect(result.status, result.stderr).to.equal(0);
+    }
+    const first = readCsv(path.join(out, 'toy-shard1of2', 'results.csv')).map((r) => r.method);
+    const second = readCsv(path.join(out, 'toy-shard2of2', 'results.csv')).map((r) => r.method);
+    expect(first).to.deep.equal([BASELINE, 'linear', 'top1']);
+    expect(second).to.deep.equal([BASELINE, 'lora-r2']);
+    const merged = path.join(out, 'merged.csv');
+    const result = runCli(['merge', path.join(out, 'toy-shard1of2'), path.join(out, 'toy-shard2of2'), '--out', merged]);
+    expect(result.status, result.stderr).to.equal(0);
+    expect(result.stdout).to.match(/retention \(k-NN@5\)/);
+    expect(readCsv(merged).map((r) => r.method)).to.deep.equal([BASELINE, 'linear', 'top1', 'lora-r2']);
+    expect(runCli(['run', fixture.file, '--shard', '3/2']).stderr).to.match(/--shard: expected i\/n with 1 <= i <= n/);
+  });
+});

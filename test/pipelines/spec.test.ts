@@ -66,6 +66,15 @@ describe('pipeline spec (io-ts)', () => {
     expect(resolveTrain(decoded.train, decoded.methods[0].train)).to.include({ lr: 0.05, steps: 50, momentum: 0.9, labelSmoothing: 0 });
   });
 
+  it('expands a learning-rate sweep into one named method per rate', () => {
+    const spec = tinySpec();
+    spec.methods = [{ method: 'full' }, { method: 'lora', rank: 4, train: { lr: 1, warmupSteps: 3 } }];
+    spec.sweep = { lr: [0.01, 0.1] };
+    const decoded = decodePipeline(spec, 'sweep.json');
+    expect(decoded.methods.map(methodName)).to.deep.equal(['full@lr0.01', 'full@lr0.1', 'lora-r4@lr0.01', 'lora-r4@lr0.1']);
+    expect(resolveTrain(decoded.train, decoded.methods[3].train)).to.include({ lr: 0.1, warmupSteps: 3 });
+  });
+
   it('loads JSON and YAML files, rejecting duplicate keys in either', () => {
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'vitpeft-spec-'));
     const json = path.join(folder, 'p.json');
