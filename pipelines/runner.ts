@@ -173,6 +173,8 @@ function runJob(stages: Stages, prepared: Prepared, job: Job, evaluateEvery: num
     const { settings } = job;
     const surgery = stages.surgery.apply(prepared.base, job.entry, { classes: prepared.numClasses, seed: job.seed });
     const model = surgery.model;
+    // Retention with adapters removed / new blocks bypassed is measured once, at the end.
+    // Retention with adapters removed / new blocks bypassed: measured once, at the end of training.
     const unplugged = surgery.spec.method === 'lora' || surgery.spec.method === 'block';
     let last: EvaluationResult | undefined;
     let best: number | undefined;
@@ -191,7 +193,7 @@ function runJob(stages: Stages, prepared: Prepared, job: Job, evaluateEvery: num
       {
         afterStep: (trained: TrainedStep) =>
           shouldEvaluate(trained.step)
-            ? from(stages.evaluator.evaluate(model, prepared.evaluation, { newTask: true, retention: true, unplugged, frozenHead: prepared.frozenHead })).pipe(
+            ? from(stages.evaluator.evaluate(model, prepared.evaluation, { newTask: true, retention: true, unplugged: unplugged && trained.step === settings.steps, frozenHead: prepared.frozenHead })).pipe(
                 map((result) => {
                   last = result;
                   if (result.newTaskAccuracy !== undefined) best = Math.max(best ?? -Infinity, result.newTaskAccuracy);
