@@ -106,3 +106,12 @@ export function permutation(n: number, random: Random): Uint32Array {
   }
   return order;
 }
+
+/**
+ * A seed for TensorFlow.js's random ops, which read a seed of 0 as no seed at all
+ * (`seed ? seed : Math.random()` in tfjs-core's rand_util), so seed 0 gave a different draw on
+ * every run. 0 is passed as 0.5, which no integer seed collides with; other seeds are unchanged.
+ */
+export function tfjsSeed(seed: number | undefined): number | undefined {
+  return seed === 0 ? 0.5 : seed;
+}

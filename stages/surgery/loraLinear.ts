@@ -8,6 +8,7 @@
 // In the model A is [in, r] and B is [r, slice width]; files hold PyTorch's orientation.
 
 import * as tf from '@tensorflow/tfjs';
+import { tfjsSeed } from '../../common/random';
 import { Linear, Projection } from '../../models/vit/linear';
 import { ForwardContext, Module, NamedParameter, parameter } from '../../models/vit/module';
 
@@ -32,7 +33,7 @@ export class LoraAdapter implements Module {
     return new LoraAdapter(
       slice,
       offset,
-      parameter(tf.randomUniform([inFeatures, rank], -bound, bound, 'float32', seed) as tf.Tensor2D, true),
+      parameter(tf.randomUniform([inFeatures, rank], -bound, bound, 'float32', tfjsSeed(seed)) as tf.Tensor2D, true),
       parameter(tf.zeros([rank, outFeatures]) as tf.Tensor2D, true),
     );
   }
