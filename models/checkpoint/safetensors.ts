@@ -5,7 +5,7 @@
 
 import * as fs from 'fs';
 import { parseStrictJson } from './strictJson';
-import { writeFileAtomic } from '../../common/atomicWrite';
+import { writeAtomically, writeFileAtomic } from '../../common/atomicWrite';
 
 export const DTYPE_BYTES = {
   F64: 8,
@@ -329,34 +329,45 @@ export type WritableTensor =
   | { dtype: 'I64'; shape: readonly number[]; data: BigInt64Array }
   | { dtype: 'U8'; shape: readonly number[]; data: Uint8Array };
 
+const TYPED_DTYPE = { F32: 4, I32: 4, I64: 8, U8: 1 } as const;
+
+/** The 8-byte length and the JSON header (padded with spaces to 8-byte alignment) for tensors in this order. */
+function headerBytes(entries: ReadonlyArray<readonly [string, { dtype: WritableTensor['dtype']; shape: readonly number[] }]>, metadata: Record<string, string>): Buffer {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const [name, tensor] of entries) {
+    if (name === '__metadata__') throw new Error("a tensor cannot be named '__metadata__'");
+    if (Object.prototype.hasOwnProperty.call(header, name)) throw new Error(`tensor '${name}' given twice`);
+    const bytes = elementCount(tensor.shape) * TYPED_DTYPE[tensor.dtype];
+    header[name] = { dtype: tensor.dtype, shape: [...tensor.shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let headerText = JSON.stringify(header);
+  const padding = (8 - (Buffer.byteLength(headerText) % 8)) % 8;
+  headerText += ' '.repeat(padding);
+  const text = Buffer.from(headerText, 'utf8');
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(text.length));
+  return Buffer.concat([length, text]);
+}
+
+function tensorBytes(name: string, tensor: WritableTensor): Buffer {
+  const count = elementCount(tensor.shape);
+  if (count !== tensor.data.length) {
+    throw new Error(`tensor '${name}': shape [${tensor.shape.join(', ')}] has ${count} elements but its data has ${tensor.data.length}`);
+  }
+  return Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
+}
+
 /** Serialises tensors in the given order; the header is padded with spaces to 8-byte alignment. */
 export function serializeSafetensors(
   tensors: Iterable<readonly [string, WritableTensor]>,
   metadata: Record<string, string> = {},
 ): Buffer {
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
-  const chunks: Buffer[] = [];
-  let offset = 0;
-  for (const [name, tensor] of tensors) {
-    if (name === '__metadata__') throw new Error("a tensor cannot be named '__metadata__'");
-    if (Object.prototype.hasOwnProperty.call(header, name)) throw new Error(`tensor '${name}' given twice`);
-    const count = elementCount(tensor.shape);
-    if (count !== tensor.data.length) {
-      throw new Error(`tensor '${name}': shape [${tensor.shape.join(', ')}] has ${count} elements but its data has ${tensor.data.length}`);
-    }
-    const bytes = Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
-    header[name] = { dtype: tensor.dtype, shape: [...tensor.shape], data_offsets: [offset, offset + bytes.length] };
-    chunks.push(bytes);
-    offset += bytes.length;
-  }
-  let headerText = JSON.stringify(header);
-  const padding = (8 - (Buffer.byteLength(headerText) % 8)) % 8;
-  headerText += ' '.repeat(padding);
-  const headerBytes = Buffer.from(headerText, 'utf8');
-  const lengthBytes = Buffer.alloc(8);
-  lengthBytes.writeBigUInt64LE(BigInt(headerBytes.length));
-  return Buffer.concat([lengthBytes, headerBytes, ...chunks]);
+  const entries = [...tensors];
+  const chunks = entries.map(([name, tensor]) => tensorBytes(name, tensor));
+  return Buffer.concat([headerBytes(entries, metadata), ...chunks]);
 }
 
 /** Writes a safetensors file atomically: a temporary file in the same folder, then a rename. */
@@ -366,4 +377,34 @@ export function writeSafetensors(
   metadata: Record<string, string> = {},
 ): void {
   writeFileAtomic(path, serializeSafetensors(tensors, metadata));
+}
+
+/** A tensor whose data is produced only when it is written. */
+export interface LazyTensor {
+  readonly dtype: WritableTensor['dtype'];
+  readonly shape: readonly number[];
+  data(): WritableTensor['data'];
+}
+
+/**
+ * Writes a safetensors file atomically, asking each tensor for its data only when its turn comes,
+ * so at most one tensor's bytes are in memory (a training checkpoint of a whole ViT-B is 700 MB).
+ */
+export function writeSafetensorsStreaming(
+  path: string,
+  tensors: ReadonlyArray<readonly [string, LazyTensor]>,
+  metadata: Record<string, string> = {},
+): void {
+  const header = headerBytes(tensors, metadata);
+  writeAtomically(path, (fd) => {
+    fs.writeSync(fd, header);
+    for (const [name, lazy] of tensors) {
+      const data = lazy.data();
+      const tensor = { dtype: lazy.dtype, shape: lazy.shape, data } as WritableTensor;
+      if (data.BYTES_PER_ELEMENT !== TYPED_DTYPE[lazy.dtype]) throw new Error(`tensor '${name}': ${lazy.dtype} data given as ${data.constructor.name}`);
+      const bytes = tensorBytes(name, tensor);
+      let written = 0;
+      while (written < bytes.length) written += fs.writeSync(fd, bytes, written, bytes.length - written);
+    }
+  });
 }
