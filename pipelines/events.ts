@@ -12,6 +12,8 @@ export interface RunStartEvent {
   /** The k of the k-NN evaluations, and the one the table reports. */
   readonly knnK: readonly number[];
   readonly knnHeadline: number;
+  /** Continuing an interrupted run in the same folder (vitpeft run --resume). */
+  readonly resumed?: boolean;
 }
 
 export interface StepEvent {
@@ -41,8 +43,14 @@ export interface EvalEvent {
   /** Accuracy (%) of the pretrained checkpoint's own head on the retention queries, on current features. */
   readonly frozenHeadAccuracy?: number;
   readonly seconds: number;
+  /** Read back from evals.csv by a resumed run (already recorded there, not measured again). */
+  readonly restored?: boolean;
 }
 
+/**
+ * ok and diverged are final (a resumed run keeps them); interrupted: stopped by a signal after
+ * writing a checkpoint, continued by `vitpeft run --resume`.
+ */
 export type MethodStatus = 'ok' | 'diverged' | 'failed' | 'interrupted';
 
 export interface MethodResult {
@@ -76,6 +84,8 @@ export interface MethodStartEvent {
 export interface MethodEndEvent {
   readonly kind: 'method-end';
   readonly result: MethodResult;
+  /** A method that finished before the run was resumed, read back from results.csv. */
+  readonly restored?: boolean;
 }
 
 export interface CheckpointEvent {

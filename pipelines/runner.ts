@@ -2,10 +2,15 @@
 // baseline, then for each method (and seed) apply the surgery to a copy of the base, train it
 // with evaluations every N steps, and report. Everything is a stream of PipelineEvents; the
 // stages come in through the Stages object, so any of them can be replaced.
+//
+// Reliability: every checkpointEvery steps a job writes its training state (pipelines/resume.ts
+// names the file); a stop request ends the job at the next step boundary with a checkpoint and
+// an 'interrupted' result, and the run ends early; a resumed run restores finished jobs and
+// continues the interrupted one from its checkpoint, giving the results of an uninterrupted run.
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { EMPTY, Observable, catchError, concat, concatMap, defer, finalize, from, map, of } from 'rxjs';
+import { EMPTY, Observable, catchError, concat, concatMap, defer, finalize, from, map, of, throwError } from 'rxjs';
 import { writeFileAtomic } from '../common/atomicWrite';
 import { loadVit, saveVit } from '../models/checkpoint/vitCheckpoint';
 import { Linear } from '../models/vit/linear';
@@ -19,10 +24,12 @@ import type { EvaluationData, EvaluationResult, EvaluatorStage } from '../stages
 import type { ReporterStage } from '../stages/reporter/stage';
 import { saveAdapters } from '../stages/surgery/loraFile';
 import type { SurgeryStage } from '../stages/surgery/stage';
-import { DivergedError, TrainSettings } from '../stages/trainer/session';
+import { DivergedError, TrainSettings, TrainingSession } from '../stages/trainer/session';
+import { TrainingStateFile, saveTrainingState } from '../stages/trainer/trainingState';
 import type { TrainedStep, TrainerStage } from '../stages/trainer/stage';
 import { BASELINE, EvalEvent, MethodResult, PipelineEvent, StepEvent } from './events';
-import { LoadedPipeline, MethodEntry, PipelineSpec, methodName, resolveTrain } from './spec';
+import { CHECKPOINT_FOLDER, JobProgress, ResumeState, checkpointPath, jobFingerprint, jobKey, openJobCheckpoint, prepareResume, writeRunRecord } from './resume';
+import { LoadedPipeline, MethodEntry, PipelineSpec, defaultCheckpointEvery, methodName, resolveTrain } from './spec';
 
 export interface Stages {
   readonly dataset: DatasetStage;
@@ -45,6 +52,26 @@ export interface RunOptions {
   readonly seeds?: number;
   /** Save trained adapters (LoRA) or full checkpoints (other methods) into the run folder (default true). */
   readonly saveModels?: boolean;
+  /**
+   * Continue the run in outDir (its run.json must describe the same pipeline and options):
+   * finished jobs are restored from results.csv, an interrupted one continues from its checkpoint.
+   */
+  readonly resume?: boolean;
+  /** Read after every step and before every job: once requested, the run checkpoints and ends early. */
+  readonly stop?: StopSignal;
+}
+
+/** A stop request, set by a signal handler (the CLI's SIGINT/SIGTERM) or by code. */
+export interface StopSignal {
+  readonly requested: boolean;
+}
+
+/** A job ended by a stop request after `step` completed steps (its checkpoint is written). */
+class JobInterrupted extends Error {
+  constructor(readonly step: number) {
+    super(`interrupted after step ${step}`);
+    this.name = 'JobInterrupted';
+  }
 }
 
 export const DEFAULT_KNN = { k: [10, 20, 100, 200], temperature: 0.07, headline: 20 } as const;
@@ -76,7 +103,8 @@ export function planJobs(spec: PipelineSpec, options: Pick<RunOptions, 'only' | 
   const jobs: Job[] = [];
   spec.methods.forEach((entry, index) => {
     if (options.only && !options.only.includes(names[index])) return;
-    const train = resolveTrain(spec.train, entry.train);
+    const resolved = resolveTrain(spec.train, entry.train);
+    const train = { ...resolved, checkpointEvery: entry.train?.checkpointEvery ?? spec.train.checkpointEvery ?? defaultCheckpointEvery(spec, resolved.steps) };
     for (let s = 0; s < seeds; s++) {
       const seed = train.seed + s;
       jobs.push({ entry, method: names[index], seed, settings: { ...train, seed } });
@@ -106,6 +134,12 @@ interface Prepared {
 
 async function prepare(stages: Stages, loaded: LoadedPipeline, options: RunOptions): Promise<Prepared> {
   const { spec, baseDir } = loaded;
+  fs.mkdirSync(options.outDir, { recursive: true });
+  if (!options.resume) {
+    // A fresh run: what an earlier run left here must not be resumed into this one.
+    fs.rmSync(path.join(options.outDir, CHECKPOINT_FOLDER), { recursive: true, force: true });
+    writeRunRecord(options.outDir, loaded, options);
+  }
   const checkpoint = resolveCheckpointPath(spec.model.checkpoint, baseDir);
   const { model: base } = loadVit(checkpoint, {
     heads: spec.model.heads,
@@ -167,17 +201,51 @@ function evalEvent(method: string, seed: number, step: number, result: Evaluatio
   return { kind: 'eval', method, seed, step, ...result };
 }
 
-function runJob(stages: Stages, prepared: Prepared, job: Job, evaluateEvery: number, options: RunOptions): Observable<PipelineEvent> {
+/** Completes without a value after one turn of the event loop (timers, I/O and signal handlers run). */
+function yieldToEventLoop(): Observable<never> {
+  return new Observable<never>((subscriber) => {
+    const handle = setImmediate(() => subscriber.complete());
+    return () => clearImmediate(handle);
+  });
+}
+
+interface JobResume {
+  readonly fingerprint: string;
+  /** A checkpoint to continue from. */
+  readonly checkpoint?: string;
+  /** Evaluations recorded before the checkpoint (re-emitted so plots see them, not re-recorded). */
+  readonly evals: readonly EvalEvent[];
+}
+
+function runJob(stages: Stages, prepared: Prepared, loaded: LoadedPipeline, job: Job, evaluateEvery: number, options: RunOptions, resume: JobResume): Observable<PipelineEvent> {
   return defer(() => {
     const started = Date.now();
     const { settings } = job;
-    const surgery = stages.surgery.apply(prepared.base, job.entry, { classes: prepared.numClasses, seed: job.seed });
+    const checkpointFile = checkpointPath(options.outDir, job);
+    // Opened (and checked against this job) before the surgery, so a bad file costs nothing.
+    const opened = resume.checkpoint ? openJobCheckpoint(resume.checkpoint, loaded.spec, job) : undefined;
+    let pending: TrainingStateFile | undefined = opened?.state;
+    const closePending = () => {
+      pending?.close();
+      pending = undefined;
+    };
+    let surgery: ReturnType<SurgeryStage['apply']>;
+    try {
+      surgery = stages.surgery.apply(prepared.base, job.entry, { classes: prepared.numClasses, seed: job.seed });
+    } catch (error) {
+      closePending();
+      throw error;
+    }
     const model = surgery.model;
     // Retention with adapters removed / new blocks bypassed is measured once, at the end.
     // Retention with adapters removed / new blocks bypassed: measured once, at the end of training.
     const unplugged = surgery.spec.method === 'lora' || surgery.spec.method === 'block';
-    let last: EvaluationResult | undefined;
-    let best: number | undefined;
+    const fromStep = opened?.state.header.step ?? 0;
+    let last: EvaluationResult | undefined = opened?.progress.last;
+    let best: number | undefined = opened?.progress.best;
+    const secondsBefore = opened?.progress.seconds ?? 0;
+    const seconds = () => secondsBefore + (Date.now() - started) / 1000;
+    const checkpointEvery = settings.checkpointEvery;
     const shouldEvaluate = (step: number) => step === settings.steps || (evaluateEvery > 0 && step % evaluateEvery === 0);
     const batches = stages.dataset.batches(prepared.train, {
       batchSize: settings.batchSize,
@@ -186,46 +254,84 @@ function runJob(stages: Stages, prepared: Prepared, job: Job, evaluateEvery: num
       epochs: Infinity,
       dropLast: prepared.train.size >= settings.batchSize,
       transform: prepared.trainTransform,
+      startStep: fromStep,
     });
+    const progress = (): JobProgress => ({ fingerprint: resume.fingerprint, method: job.method, seed: job.seed, best, last, seconds: seconds() });
+    const checkpoint = (step: number, session: TrainingSession): PipelineEvent => {
+      saveTrainingState(checkpointFile, session, surgery.trainableNames, progress());
+      return { kind: 'checkpoint', method: job.method, seed: job.seed, step, file: checkpointFile };
+    };
     const training = stages.trainer.train(
       { model, trainable: surgery.trainable, firstTrainableBlock: surgery.firstTrainableBlock, numClasses: prepared.numClasses, settings },
       batches,
       {
-        afterStep: (trained: TrainedStep) =>
-          shouldEvaluate(trained.step)
-            ? from(stages.evaluator.evaluate(model, prepared.evaluation, { newTask: true, retention: true, unplugged: unplugged && trained.step === settings.steps, frozenHead: prepared.frozenHead })).pipe(
-                map((result) => {
-                  last = result;
-                  if (result.newTaskAccuracy !== undefined) best = Math.max(best ?? -Infinity, result.newTaskAccuracy);
-                  return evalEvent(job.method, job.seed, trained.step, result);
-                }),
-              )
-            : EMPTY,
+        onStart: (session) => {
+          try {
+            pending?.restoreInto(session, surgery.trainableNames);
+          } finally {
+            closePending();
+          }
+        },
+        afterStep: (trained: TrainedStep, session) => {
+          if (trained.step <= fromStep) {
+            throw new Error(`the trainer stage trained step ${trained.step} but the job resumes after step ${fromStep}; a trainer stage must call onStart before its first step`);
+          }
+          const final = trained.step >= settings.steps;
+          return concat(
+            shouldEvaluate(trained.step)
+              ? from(stages.evaluator.evaluate(model, prepared.evaluation, { newTask: true, retention: true, unplugged: unplugged && trained.step === settings.steps, frozenHead: prepared.frozenHead })).pipe(
+                  map((result) => {
+                    last = result;
+                    if (result.newTaskAccuracy !== undefined) best = Math.max(best ?? -Infinity, result.newTaskAccuracy);
+                    return evalEvent(job.method, job.seed, trained.step, result);
+                  }),
+                )
+              : EMPTY,
+            // In-memory data keeps a run on microtasks, where signal handlers never get their turn:
+            // one macrotask yield per step lets a SIGINT set the stop flag before the check below.
+            yieldToEventLoop(),
+            // After the evaluation, so a checkpoint at an evaluation step carries that evaluation.
+            defer(() => {
+              const due = checkpointEvery > 0 && trained.step % checkpointEvery === 0 && !final;
+              const stopping = !final && options.stop?.requested === true;
+              if (!due && !stopping) return EMPTY;
+              const event = of(checkpoint(trained.step, session));
+              return stopping ? concat(event, throwError(() => new JobInterrupted(trained.step))) : event;
+            }),
+          );
+        },
       },
     );
     const headline = prepared.knnHeadline;
-    const finish = defer(async (): Promise<PipelineEvent> => {
-      if (options.saveModels !== false) {
-        const folder = path.join(options.outDir, 'models');
-        if (surgery.spec.method === 'lora') await saveAdapters(model, path.join(folder, `${job.method}-seed${job.seed}.adapters.safetensors`));
-        else await saveVit(model, path.join(folder, `${job.method}-seed${job.seed}.safetensors`), { 'vitpeft.method': job.method });
-      }
+    const removeCheckpoint = defer(() => {
+      fs.rmSync(checkpointFile, { force: true });
+      return EMPTY;
+    });
+    const resultOf = (status: MethodResult['status'], steps: number, note?: string): MethodResult => {
       const retention = last?.retention?.[headline];
-      const result: MethodResult = {
+      return {
         method: job.method,
         seed: job.seed,
         trainableParams: surgery.trainableCount,
-        steps: settings.steps,
-        status: 'ok',
+        steps,
+        status,
         newTaskAccuracy: last?.newTaskAccuracy,
         newTaskBest: best,
         retentionAccuracy: retention,
         retentionUnplugged: last?.retentionUnplugged?.[headline],
         frozenHeadAccuracy: last?.frozenHeadAccuracy,
         meanAccuracy: last?.newTaskAccuracy !== undefined && retention !== undefined ? (last.newTaskAccuracy + retention) / 2 : undefined,
-        seconds: (Date.now() - started) / 1000,
+        seconds: seconds(),
+        note,
       };
-      return { kind: 'method-end', result };
+    };
+    const finish = defer(async (): Promise<PipelineEvent> => {
+      if (options.saveModels !== false) {
+        const folder = path.join(options.outDir, 'models');
+        if (surgery.spec.method === 'lora') await saveAdapters(model, path.join(folder, `${job.method}-seed${job.seed}.adapters.safetensors`));
+        else await saveVit(model, path.join(folder, `${job.method}-seed${job.seed}.safetensors`), { 'vitpeft.method': job.method });
+      }
+      return { kind: 'method-end', result: resultOf('ok', settings.steps) };
     });
     return concat(
       of<PipelineEvent>({
@@ -235,21 +341,33 @@ function runJob(stages: Stages, prepared: Prepared, job: Job, evaluateEvery: num
         trainableParams: surgery.trainableCount,
         description: surgery.description,
         steps: settings.steps,
-        fromStep: 0,
+        fromStep,
       }),
+      from(resume.evals),
       training.pipe(
         map((event): PipelineEvent => (event.kind === 'trained-step' ? stepEvent(job, event) : event)),
       ),
       finish,
+      removeCheckpoint,
     ).pipe(
       catchError((error: unknown) => {
+        if (error instanceof JobInterrupted) {
+          const note = `interrupted after step ${error.step} of ${settings.steps}; continue with: vitpeft run --resume ${options.outDir}`;
+          return of<PipelineEvent>({ kind: 'method-end', result: resultOf('interrupted', error.step, note) });
+        }
         if (!(error instanceof DivergedError)) throw error;
-        return of<PipelineEvent>({
-          kind: 'method-end',
-          result: { method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, steps: error.step, status: 'diverged', note: error.message, seconds: (Date.now() - started) / 1000 },
-        });
+        return concat(
+          of<PipelineEvent>({
+            kind: 'method-end',
+            result: { method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, steps: error.step, status: 'diverged', note: error.message, seconds: seconds() },
+          }),
+          removeCheckpoint,
+        );
       }),
-      finalize(() => model.dispose()),
+      finalize(() => {
+        closePending();
+        model.dispose();
+      }),
     );
   });
 }
@@ -272,20 +390,52 @@ function stepEvent(job: Job, trained: TrainedStep): StepEvent {
 export function runPipeline(stages: Stages, loaded: LoadedPipeline, options: RunOptions): Observable<PipelineEvent> {
   const jobs = planJobs(loaded.spec, options);
   const evaluateEvery = loaded.spec.evaluate?.every ?? 0;
-  return defer(() => from(prepare(stages, loaded, options))).pipe(
-    concatMap((prepared) => {
+  const stopRequested = () => options.stop?.requested === true;
+  return defer(() => {
+    // Checked before the model and data load, so a folder that cannot be resumed fails at once.
+    const resume: ResumeState | undefined = options.resume ? prepareResume(options.outDir, loaded.spec, jobs) : undefined;
+    return from(prepare(stages, loaded, options)).pipe(map((prepared) => ({ prepared, resume })));
+  }).pipe(
+    concatMap(({ prepared, resume }) => {
       const results: MethodResult[] = [];
       let baselineRetention: number | undefined;
       let baselineFrozenHead: number | undefined;
-      const baseline = defer(() =>
-        from(stages.evaluator.evaluate(prepared.base, prepared.evaluation, { newTask: false, retention: true, unplugged: false, frozenHead: prepared.frozenHead })),
-      ).pipe(
-        map((result) => {
-          baselineRetention = result.retention?.[prepared.knnHeadline];
-          baselineFrozenHead = result.frozenHeadAccuracy;
-          return evalEvent(BASELINE, 0, 0, result);
-        }),
-      );
+      // Set when a job was interrupted or left out because of a stop request.
+      let interrupted = false;
+      const recordBaseline = (event: EvalEvent): EvalEvent => {
+        baselineRetention = event.retention?.[prepared.knnHeadline];
+        baselineFrozenHead = event.frozenHeadAccuracy;
+        return event;
+      };
+      const baseline = defer(() => {
+        if (resume?.baseline) return of(recordBaseline(resume.baseline));
+        if (stopRequested()) return EMPTY;
+        return from(stages.evaluator.evaluate(prepared.base, prepared.evaluation, { newTask: false, retention: true, unplugged: false, frozenHead: prepared.frozenHead })).pipe(
+          map((result) => recordBaseline(evalEvent(BASELINE, 0, 0, result))),
+        );
+      });
+      const jobEvents = (job: Job): Observable<PipelineEvent> =>
+        defer(() => {
+          const key = jobKey(job.method, job.seed);
+          const done = resume?.finished.get(key);
+          // Finished jobs are replayed even after a stop, so results.csv keeps their rows.
+          if (done) return concat(from(resume?.evals.get(key) ?? []), of<PipelineEvent>({ kind: 'method-end', result: done, restored: true }));
+          if (interrupted || stopRequested()) {
+            interrupted = true;
+            return EMPTY;
+          }
+          const fingerprint = jobFingerprint(loaded.spec, job);
+          const checkpoint = resume?.checkpoints.get(key);
+          return runJob(stages, prepared, loaded, job, evaluateEvery, options, { fingerprint, checkpoint: checkpoint?.file, evals: checkpoint ? (resume?.evals.get(key) ?? []) : [] });
+        }).pipe(
+          map((event) => {
+            if (event.kind === 'method-end') {
+              results.push(event.result);
+              if (event.result.status === 'interrupted') interrupted = true;
+            }
+            return event;
+          }),
+        );
       return concat(
         of<PipelineEvent>({
           kind: 'run-start',
@@ -296,17 +446,11 @@ export function runPipeline(stages: Stages, loaded: LoadedPipeline, options: Run
           jobs: jobs.map((job) => ({ method: job.method, seed: job.seed, steps: job.settings.steps })),
           knnK: prepared.evaluation.knn.k,
           knnHeadline: prepared.knnHeadline,
+          resumed: options.resume === true,
         }),
         prepared.evaluation.retention ? baseline : EMPTY,
-        ...jobs.map((job) =>
-          runJob(stages, prepared, job, evaluateEvery, options).pipe(
-            map((event) => {
-              if (event.kind === 'method-end') results.push(event.result);
-              return event;
-            }),
-          ),
-        ),
-        defer(() => of<PipelineEvent>({ kind: 'run-end', baselineRetention, baselineFrozenHead, results, interrupted: false })),
+        ...jobs.map(jobEvents),
+        defer(() => of<PipelineEvent>({ kind: 'run-end', baselineRetention, baselineFrozenHead, results, interrupted })),
       ).pipe(finalize(() => prepared.dispose()));
     }),
   );

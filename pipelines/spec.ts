@@ -38,7 +38,10 @@ const trainProps = {
   clipGradNorm: PositiveNumber,
   labelSmoothing: UnitInterval,
   betas: refined(t.tuple([t.number, t.number]), (b) => b.every((x) => x >= 0 && x < 1), 'two numbers in [0, 1) [beta1, beta2]'),
-  /** Write a resumable checkpoint every this many steps (0: never). */
+  /**
+   * Write a resumable checkpoint every this many steps (0: never). Default: the evaluation
+   * interval (evaluate.every), or a tenth of the steps when evaluations are only at the end.
+   */
   checkpointEvery: NonNegativeInt,
 };
 
@@ -202,7 +205,13 @@ export function loadPipelineFile(file: string): LoadedPipeline {
   return { spec: decodePipeline(parsePipelineText(text, file), file), file, baseDir: path.dirname(path.resolve(file)) };
 }
 
-/** Train settings: the file's, overridden by a method's, defaults filled in. */
+/** The checkpoint interval when a pipeline gives none: evaluate.every, else a tenth of the steps. */
+export function defaultCheckpointEvery(spec: PipelineSpec, steps: number): number {
+  const every = spec.evaluate?.every ?? 0;
+  return every > 0 ? every : Math.max(1, Math.ceil(steps / 10));
+}
+
+/** Train settings: the file's, overridden by a method's, defaults filled in (checkpointEvery 0 here; see defaultCheckpointEvery). */
 export function resolveTrain(train: TrainSpec, overrides: TrainOverrides = {}): Required<Omit<TrainSpec, 'clipGradNorm' | 'betas'>> & Pick<TrainSpec, 'clipGradNorm' | 'betas'> {
   const merged = { ...train, ...overrides };
   return {

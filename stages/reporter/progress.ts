@@ -64,9 +64,11 @@ export class Progress {
     this.line(parts.join(' '));
   }
 
-  methodEnd(result: MethodResult, headline: number): void {
+  methodEnd(result: MethodResult, headline: number, restored = false): void {
     const what = result.status === 'ok' ? `new task ${percent(result.newTaskAccuracy)}, retention@${headline} ${percent(result.retentionAccuracy)}` : `${result.status}${result.note ? `: ${result.note}` : ''}`;
-    this.line(`[${result.method} seed ${result.seed}] done in ${duration(result.seconds)}: ${what}`);
+    if (restored) this.line(`[${result.method} seed ${result.seed}] finished before the resume: ${what}`);
+    else if (result.status === 'interrupted') this.line(`[${result.method} seed ${result.seed}] ${result.note ?? 'interrupted'}`);
+    else this.line(`[${result.method} seed ${result.seed}] done in ${duration(result.seconds)}: ${what}`);
   }
 
   done(): void {

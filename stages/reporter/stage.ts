@@ -2,7 +2,10 @@
 // evaluations to evals.csv as they arrive (whole rows, so an interrupted run keeps them);
 // results.csv is rewritten atomically after every finished method and holds no timings, so the
 // same run gives the same file (wall times go to timings.csv); at the end it prints the table
-// and draws the trade-off and forgetting-curve plots. Progress goes to stderr: a bar on a
+// and draws the trade-off and forgetting-curve plots. A resumed run appends to the CSVs that
+// the runner has trimmed to its checkpoints; events marked restored update the table and plots
+// but are not recorded again. An interrupted method keeps a results row with status
+// 'interrupted' (its values are those of its last evaluation) until a resume replaces it. Progress goes to stderr: a bar on a
 // terminal, plain lines otherwise.
 
 import * as fs from 'fs';
@@ -124,7 +127,7 @@ export class DefaultReporter implements ReporterStage {
           const unpluggedColumns = event.knnK.map((k) => `retention_unplugged_k${k}`);
           evals = new CsvLog(path.join(outDir, 'evals.csv'), ['run', 'method', 'seed', 'step', 'new_task_accuracy', ...retentionColumns, ...unpluggedColumns, 'frozen_head_accuracy', 'seconds']);
           timings = new CsvLog(path.join(outDir, 'timings.csv'), ['run', 'method', 'seed', 'steps', 'status', 'seconds']);
-          progress.line(`vitpeft: run '${event.run}' -> ${outDir}`);
+          progress.line(event.resumed ? `vitpeft: resuming run '${event.run}' in ${outDir}` : `vitpeft: run '${event.run}' -> ${outDir}`);
         };
         const onStep = (event: StepEvent) => {
           metrics?.append({
@@ -151,7 +154,7 @@ export class DefaultReporter implements ReporterStage {
           };
           for (const [k, value] of Object.entries(event.retention ?? {})) row[`retention_k${k}`] = value;
           for (const [k, value] of Object.entries(event.retentionUnplugged ?? {})) row[`retention_unplugged_k${k}`] = value;
-          evals?.append(row);
+          if (!event.restored) evals?.append(row);
           const retention = event.retention?.[headline()];
           if (event.method === BASELINE) {
             baseline.retention = retention;
@@ -159,7 +162,7 @@ export class DefaultReporter implements ReporterStage {
           } else if (retention !== undefined) {
             curves.push({ method: event.method, step: event.step, retentionAccuracy: retention, newTaskAccuracy: event.newTaskAccuracy });
           }
-          progress.evaluation(event, headline());
+          if (!event.restored) progress.evaluation(event, headline());
         };
 
         const onEnd = (event: RunEndEvent): Observable<PipelineEvent> =>
@@ -216,8 +219,11 @@ export class DefaultReporter implements ReporterStage {
               case 'method-end':
                 results.push(event.result);
                 writeResults();
-                timings?.append({ run: start?.run, method: event.result.method, seed: event.result.seed, steps: event.result.steps, status: event.result.status, seconds: event.result.seconds });
-                progress.methodEnd(event.result, headline());
+                // One timings row per finished job: an interrupted one gets its row when it finishes.
+                if (!event.restored && event.result.status !== 'interrupted') {
+                  timings?.append({ run: start?.run, method: event.result.method, seed: event.result.seed, steps: event.result.steps, status: event.result.status, seconds: event.result.seconds });
+                }
+                progress.methodEnd(event.result, headline(), event.restored === true);
                 break;
               case 'checkpoint':
                 break;
