@@ -1,6 +1,7 @@
 // Reads chosen members out of a .tar.gz (or plain .tar) archive in one streaming pass, without
 // extracting anything to disk: gunzip, then 512-byte tar blocks (ustar headers, GNU long names and
-// pax path records understood). Only the members asked for are kept in memory.
+// pax path records understood). Only the members asked for are kept in memory, and only as many
+// bytes as actually arrive: a header's size field is never trusted to size an allocation.
 
 import * as fs from 'fs';
 import * as zlib from 'zlib';
@@ -100,17 +101,18 @@ export async function readTarMembers(archive: string, select: (name: string) => 
   // The member being read: its data is kept (target) or skipped.
   let remaining = 0;
   let padding = 0;
-  let target: Buffer | undefined;
-  let targetFill = 0;
+  // The kept member's bytes as they arrive (joined when it ends), not a buffer of the claimed size.
+  let target: Buffer[] | undefined;
   let currentName = '';
   let currentKind: 'file' | 'longname' | 'pax' | 'other' = 'other';
   let ended = false;
   let stopped = false;
 
   const finishMember = (): void => {
-    if (currentKind === 'longname' && target) longName = field(target, 0, target.length);
-    else if (currentKind === 'pax' && target) longName = paxPath(target) ?? longName;
-    else if (currentKind === 'file' && target) found.set(currentName, target);
+    const data = target && Buffer.concat(target);
+    if (currentKind === 'longname' && data) longName = field(data, 0, data.length);
+    else if (currentKind === 'pax' && data) longName = paxPath(data) ?? longName;
+    else if (currentKind === 'file' && data) found.set(currentName, data);
     target = undefined;
   };
 
@@ -138,8 +140,7 @@ export async function readTarMembers(archive: string, select: (name: string) => 
     padding = (BLOCK - (size % BLOCK)) % BLOCK;
     currentKind = type === 'L' ? 'longname' : type === 'x' ? 'pax' : type === '0' || type === '7' ? 'file' : 'other';
     const keep = currentKind === 'longname' || currentKind === 'pax' || (currentKind === 'file' && select(name));
-    target = keep ? Buffer.allocUnsafe(size) : undefined;
-    targetFill = 0;
+    target = keep ? [] : undefined;
     if (size === 0) finishMember();
   };
 
@@ -148,8 +149,7 @@ export async function readTarMembers(archive: string, select: (name: string) => 
     while (offset < chunk.length && !ended && !stopped) {
       if (remaining > 0) {
         const take = Math.min(remaining, chunk.length - offset);
-        if (target) chunk.copy(target, targetFill, offset, offset + take);
-        targetFill += take;
+        if (target) target.push(Buffer.from(chunk.subarray(offset, offset + take)));
         remaining -= take;
         offset += take;
         if (remaining === 0) {
