@@ -18,8 +18,11 @@ export const FASHION_MNIST_FILES = {
   test: { images: 't10k-images-idx3-ubyte', labels: 't10k-labels-idx1-ubyte' },
 } as const;
 
-/** The file's bytes, gunzipped when they start with the gzip magic. */
-export function readMaybeGzipped(file: string): Buffer {
+/** Larger than any IDX file in use (EMNIST's largest is about 550 MB); a gzip that inflates past it is refused. */
+export const IDX_MAX_BYTES = 2 ** 30;
+
+/** The file's bytes, gunzipped when they start with the gzip magic (at most maxBytes of them). */
+export function readMaybeGzipped(file: string, maxBytes = IDX_MAX_BYTES): Buffer {
   let bytes: Buffer;
   try {
     bytes = fs.readFileSync(file);
@@ -29,8 +32,11 @@ export function readMaybeGzipped(file: string): Buffer {
   }
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
-      return zlib.gunzipSync(bytes);
+      return zlib.gunzipSync(bytes, { maxOutputLength: maxBytes });
     } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new DatasetError(file, `decompresses to more than ${maxBytes.toLocaleString('en-US')} bytes, more than any IDX file holds; refusing it`);
+      }
       throw new DatasetError(file, `cannot decompress (${(error as Error).message}); the file is truncated or corrupt`);
     }
   }
