@@ -61,6 +61,7 @@ export function decodeCifarRecords(
 ): { pixels: Uint8Array; labels: Uint8Array } {
   const layout = CIFAR_LAYOUTS[variant];
   const recordBytes = layout.labelBytes + 3 * PIXELS;
+  if (bytes.length === 0) throw new DatasetError(where, `is empty; expected ${recordBytes.toLocaleString('en-US')}-byte ${variant} records`);
   if (bytes.length % recordBytes !== 0) {
     throw new DatasetError(
       where,
