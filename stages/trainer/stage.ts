@@ -1,9 +1,11 @@
 // The trainer stage: consumes a batch stream, runs one optimizer step per batch, and emits the
 // step's metrics. Whatever the afterStep hook returns (evaluations, checkpoints) runs before the
 // next step, so nothing else touches the model while a step's follow-up runs; each batch is
-// disposed (and so acknowledged to the bounded producer) as soon as its step is done.
+// disposed (and so acknowledged to the bounded producer) as soon as its step is done, and a
+// batch that arrived but never got its step (training ended by an error or a stop) is disposed
+// when the stream ends.
 
-import { EMPTY, Observable, concat, concatMap, defer, finalize, of, take } from 'rxjs';
+import { EMPTY, Observable, concat, concatMap, defer, finalize, of, take, tap } from 'rxjs';
 import { injectable } from 'tsyringe';
 import { Batch } from '../dataset/batches';
 import { StepMetrics, TrainJob, TrainingSession } from './session';
@@ -36,9 +38,13 @@ export class DefaultTrainerStage implements TrainerStage {
         session.dispose();
         return EMPTY;
       }
+      // Batches received but not yet stepped on (concatMap buffers them while a follow-up runs).
+      const waiting = new Set<Batch>();
       return batches.pipe(
         take(remaining),
+        tap((batch) => waiting.add(batch)),
         concatMap((batch) => {
+          waiting.delete(batch);
           let metrics: StepMetrics;
           try {
             metrics = session.step(batch.images, batch.labels);
@@ -48,7 +54,11 @@ export class DefaultTrainerStage implements TrainerStage {
           const trained: TrainedStep = { kind: 'trained-step', ...metrics, epoch: batch.epoch };
           return concat(of(trained), hooks.afterStep ? defer(() => hooks.afterStep!(trained, session)) : EMPTY);
         }),
-        finalize(() => session.dispose()),
+        finalize(() => {
+          for (const batch of waiting) batch.dispose();
+          waiting.clear();
+          session.dispose();
+        }),
       );
     });
   }
