@@ -79,7 +79,12 @@ describe('stop and resume (in process)', function () {
     } finally {
       state.close();
     }
+    // What a kill can leave besides: a half-written checkpoint's temporary file, and (on a full disk) a torn last row.
+    const stale = path.join(outDir, 'checkpoints', `.full-seed0.safetensors.${process.pid}.1.tmp`);
+    fs.writeFileSync(stale, 'partial');
+    fs.appendFileSync(path.join(outDir, 'metrics.csv'), 'toy,full,0,5,1,0.12');
     const resumed = await run(loaded, outDir, { resume: true });
+    expect(fs.existsSync(stale)).to.equal(false);
     expect(tf.memory().numTensors, 'tensors left by a resumed run').to.equal(tensors);
     expect(resumed.find((e) => e.kind === 'method-start')).to.include({ method: 'full', fromStep: 4 });
     expectSameRun(outDir, reference);
