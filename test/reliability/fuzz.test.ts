@@ -16,6 +16,8 @@ import { decodeCifarRecords, openCifar } from '../../stages/dataset/cifar';
 import { openIdx, parseIdx, readMaybeGzipped } from '../../stages/dataset/idx';
 import { ImageFolderSource } from '../../stages/dataset/imageFolder';
 import { DatasetError } from '../../stages/dataset/source';
+import { ResumeError, readRunRecord } from '../../pipelines/resume';
+import { PipelineSpecError, loadPipelineFile } from '../../pipelines/spec';
 import { cifar100Bytes, idxBytes, tarBytes, tempFolder } from '../helpers/datasetFixtures';
 
 type Random = () => number;
@@ -221,6 +223,20 @@ function tarHeaderEdit(random: Random, archive: Buffer): { name: string; bytes: 
   }
 }
 
+// ---------------------------------------------------------------- pipeline files
+
+function tinySpec(): Record<string, unknown> {
+  return {
+    name: 'tiny',
+    model: { checkpoint: 'model.safetensors', heads: 2 },
+    data: { train: 'cifar100:DIR:train', test: 'cifar100:DIR:test', retention: { bank: 'mnist:train', query: 'mnist:test' } },
+    preprocess: { size: 32, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+    train: { steps: 50, batchSize: 16, lr: 0.01, warmupSteps: 5, checkpointEvery: 10 },
+    evaluate: { every: 25, knn: { k: [10, 20], temperature: 0.07 } },
+    methods: [{ method: 'full' }, { method: 'lora', rank: 4, train: { lr: 0.05 } }, { method: 'block', p: 2 }],
+  };
+}
+
 // ---------------------------------------------------------------- the run
 
 interface Outcome {
@@ -229,7 +245,7 @@ interface Outcome {
   readonly result: 'valid' | string;
 }
 
-const TYPED = [SafetensorsError, DatasetError, TarError] as const;
+const TYPED = [SafetensorsError, DatasetError, TarError, PipelineSpecError, ResumeError] as const;
 
 function checkError(error: unknown, label: string, mutation: string): string {
   const typed = TYPED.find((type) => error instanceof type);
@@ -238,7 +254,7 @@ function checkError(error: unknown, label: string, mutation: string): string {
   return (error as Error).name;
 }
 
-describe('fuzz: mutated safetensors, IDX, CIFAR and image files end in typed errors', function () {
+describe('fuzz: mutated safetensors, IDX, CIFAR, image and pipeline files end in typed errors', function () {
   this.timeout(60_000);
   const outcomes: Outcome[] = [];
   let folder: string;
@@ -369,6 +385,31 @@ describe('fuzz: mutated safetensors, IDX, CIFAR and image files end in typed err
       const file = path.join(root, 'class', `mutant-${i}.${kind}`);
       fs.writeFileSync(file, bytes);
       await attempt('image', `${kind}: ${name}`, file, () => new ImageFolderSource({ root }).read(0));
+    }
+  });
+
+  it('pipeline files (JSON and YAML) and run records: 120 mutants', async () => {
+    const random = mulberry(0x919e);
+    const json = Buffer.from(JSON.stringify(tinySpec(), null, 2));
+    const yaml = Buffer.from(
+      Object.entries(tinySpec())
+        .map(([key, value]) => `${key}: ${JSON.stringify(value)}`)
+        .join('\n'),
+    );
+    const record = Buffer.from(JSON.stringify({ format: 'vitpeft-run/1', pipeline: tinySpec(), file: '/x/tiny.json', baseDir: '/x', options: { seeds: 2 } }, null, 2));
+    for (let i = 0; i < 120; i++) {
+      const kind = pick(random, ['json', 'yaml', 'record'] as const);
+      const { name, bytes } = blindMutation(random, kind === 'json' ? json : kind === 'yaml' ? yaml : record);
+      if (kind === 'record') {
+        const runDir = path.join(folder, `run-${i}`);
+        fs.mkdirSync(runDir);
+        fs.writeFileSync(path.join(runDir, 'run.json'), bytes);
+        await attempt('run record', name, runDir, () => readRunRecord(runDir));
+      } else {
+        const file = path.join(folder, `pipeline-${i}.${kind}`);
+        fs.writeFileSync(file, bytes);
+        await attempt(`pipeline ${kind}`, name, file, () => loadPipelineFile(file));
+      }
     }
   });
 
