@@ -100,8 +100,18 @@ function bufferSource(buffer: Uint8Array): ByteSource {
 
 function parseHeader(label: string, source: ByteSource): { tensors: Map<string, TensorInfo>; metadata: Record<string, string>; dataStart: number } {
   if (source.size < 8) throw new SafetensorsError(label, undefined, `file is ${source.size} bytes, shorter than the 8-byte header length`);
-  const headerLength64 = source.read(0, 8).readBigUInt64LE(0);
+  const start = source.read(0, 8);
+  const headerLength64 = start.readBigUInt64LE(0);
   if (headerLength64 > BigInt(source.size - 8)) {
+    const pickled = (start[0] === 0x50 && start[1] === 0x4b) || (start[0] === 0x80 && start[1] >= 2 && start[1] <= 5);
+    if (pickled) {
+      throw new SafetensorsError(
+        label,
+        undefined,
+        'looks like a PyTorch pickle (.pth/.pt/.bin), which can run code when loaded; vitpeft reads only safetensors. ' +
+          "Convert it where you trust it: python -c \"import torch, safetensors.torch as s; s.save_file(torch.load('IN', weights_only=True), 'OUT.safetensors')\"",
+      );
+    }
     throw new SafetensorsError(label, undefined, `header length ${headerLength64} runs past the end of the file (${source.size} bytes); the file is truncated or not safetensors`);
   }
   const headerLength = Number(headerLength64);

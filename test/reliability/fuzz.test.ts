@@ -304,6 +304,15 @@ describe('fuzz: mutated safetensors, IDX, CIFAR, image and pipeline files end in
     }
   });
 
+  it('safetensors: a PyTorch pickle (zip or bare) is refused as such, never unpickled', () => {
+    for (const [kind, bytes] of [
+      ['zip', Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(60)])],
+      ['pickle', Buffer.concat([Buffer.from([0x80, 0x02, 0x7d, 0x71]), Buffer.alloc(60)])],
+    ] as const) {
+      expect(() => SafetensorsFile.fromBuffer(bytes, `model-${kind}.pth`)).to.throw(SafetensorsError, new RegExp(`model-${kind}\\.pth: looks like a PyTorch pickle`));
+    }
+  });
+
   it('IDX: 150 mutants of image and label files, plain and gzipped', async () => {
     const random = mulberry(0x1d8);
     const images = idxBytes(0x803, [3, 2, 3], Uint8Array.from({ length: 18 }, (_, i) => i));
