@@ -2,6 +2,7 @@
 // the part) and releases them on dispose.
 
 import * as tf from '@tensorflow/tfjs';
+import { tfjsSeed } from '../../common/random';
 
 export type NamedParameter = readonly [name: string, variable: tf.Variable];
 
@@ -21,7 +22,8 @@ export type SeedSource = () => number | undefined;
 
 export function seedSource(seed?: number): SeedSource {
   let next = seed;
-  return () => (next === undefined ? undefined : next++);
+  // tfjsSeed: TensorFlow.js would read a seed of 0 as none.
+  return () => (next === undefined ? undefined : tfjsSeed(next++));
 }
 
 export const UNSEEDED: SeedSource = () => undefined;
