@@ -58,11 +58,20 @@ export interface RunRecord {
   readonly backend?: string;
 }
 
+/**
+ * The spec as a run record keeps it: a decoded spec already has its sweep expanded into methods,
+ * so the sweep itself is left out (decoding the record must not expand it a second time).
+ */
+export function recordedSpec(spec: PipelineSpec): PipelineSpec {
+  const { sweep: _expanded, ...rest } = spec;
+  return rest;
+}
+
 export function writeRunRecord(outDir: string, loaded: LoadedPipeline, options: RunOptions): void {
   const recorded: RecordedOptions = { only: options.only, shard: options.shard, seeds: options.seeds, saveModels: options.saveModels };
   writeFileAtomic(
     path.join(outDir, RUN_RECORD),
-    `${JSON.stringify({ format: RUN_RECORD_FORMAT, pipeline: loaded.spec, file: loaded.file, baseDir: loaded.baseDir, options: recorded, backend: options.backend }, null, 2)}\n`,
+    `${JSON.stringify({ format: RUN_RECORD_FORMAT, pipeline: recordedSpec(loaded.spec), file: loaded.file, baseDir: loaded.baseDir, options: recorded, backend: options.backend }, null, 2)}\n`,
   );
 }
 

@@ -11,7 +11,7 @@ import { lastValueFrom } from 'rxjs';
 import { TOKENS } from '../../di/tokens';
 import { pipeline } from '../../pipelines/composer';
 import type { PipelineEvent } from '../../pipelines/events';
-import { CHECKPOINT_FOLDER, jsonDifferences, readRunRecord } from '../../pipelines/resume';
+import { CHECKPOINT_FOLDER, jsonDifferences, readRunRecord, recordedSpec } from '../../pipelines/resume';
 import type { RunOptions } from '../../pipelines/runner';
 import type { ReporterOptions } from '../../stages/reporter/stage';
 import { DEFAULT_PIPELINE } from '../../pipelines/builtin';
@@ -55,7 +55,7 @@ function resumeTarget(folder: string, file: string | undefined, options: RunComm
   const record = readRunRecord(folder);
   if (file !== undefined) {
     const current = loadPipelineFile(file);
-    const differences = jsonDifferences(record.loaded.spec, current.spec);
+    const differences = jsonDifferences(record.loaded.spec, recordedSpec(current.spec));
     if (differences.length > 0) {
       throw new UsageError(
         `${file} is not the pipeline the run in ${folder} started with (different: ${differences.join(', ')}); ` +

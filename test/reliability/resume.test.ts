@@ -13,8 +13,8 @@ import { TOKENS } from '../../di/tokens';
 import { SafetensorsError } from '../../models/checkpoint/safetensors';
 import { pipeline } from '../../pipelines/composer';
 import { PipelineEvent, RunEndEvent } from '../../pipelines/events';
-import { ResumeError } from '../../pipelines/resume';
-import { LoadedPipeline, loadPipelineFile } from '../../pipelines/spec';
+import { ResumeError, readRunRecord, writeRunRecord } from '../../pipelines/resume';
+import { LoadedPipeline, decodePipeline, loadPipelineFile } from '../../pipelines/spec';
 import { readCsv } from '../../stages/reporter/csvLog';
 import { TrainingStateFile } from '../../stages/trainer/trainingState';
 import { tempFolder } from '../helpers/datasetFixtures';
@@ -150,5 +150,30 @@ describe('a diverging method', function () {
     expect(Number(diverged.steps)).to.equal(Number(/at step (\d+)/.exec(diverged.note)![1]));
     expect(results.find((r) => r.method === 'linear')!.status).to.equal('ok');
     expect(fs.readdirSync(path.join(outDir, 'checkpoints'))).to.deep.equal([]);
+  });
+});
+
+describe('the run record (run.json)', () => {
+  it('gives back the decoded pipeline and options, a learning-rate sweep expanded once', () => {
+    const outDir = tempFolder('vitpeft-record-');
+    const spec = decodePipeline(
+      {
+        name: 'sweep',
+        model: { checkpoint: 'model.safetensors' },
+        data: { train: 'mnist:train', test: 'mnist:test' },
+        preprocess: { size: 28 },
+        train: { steps: 4, batchSize: 2, lr: 0.1 },
+        methods: [{ method: 'linear' }, { method: 'lora', rank: 2 }],
+        sweep: { lr: [0.1, 0.01] },
+      },
+      'sweep.json',
+    );
+    const loaded = { spec, file: path.join(outDir, 'sweep.json'), baseDir: outDir };
+    writeRunRecord(outDir, loaded, { outDir, seeds: 2, only: ['linear@lr0.1'] });
+    const record = readRunRecord(outDir);
+    expect(record.loaded.spec.methods.map((m) => m.name)).to.deep.equal(['linear@lr0.1', 'linear@lr0.01', 'lora-r2@lr0.1', 'lora-r2@lr0.01']);
+    expect(record.loaded.spec.methods).to.deep.equal(spec.methods);
+    expect(record.options).to.deep.equal({ seeds: 2, only: ['linear@lr0.1'] });
+    expect(record.loaded.baseDir).to.equal(outDir);
   });
 });
