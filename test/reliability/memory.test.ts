@@ -1,8 +1,9 @@
 // A long training loop does not leak: 1,000 steps of full fine-tuning (everything on the
 // gradient tape) through the real trainer stage on the real batch stream, with a training-state
 // checkpoint every 100 steps and one restored half way, keep the tfjs tensor count exactly flat
-// and grow resident memory by less than 50 MB. Garbage is collected before each measurement, so
-// what is measured is memory kept, not garbage not yet collected.
+// and grow resident memory by less than 50 MB. Garbage is collected every 50 steps and before
+// each measurement, so what is measured is memory kept, not how far V8 lets its heap grow with
+// garbage before collecting (which moves the resident high-water mark by tens of MB, run to run).
 
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
@@ -64,7 +65,14 @@ describe('1,000 training steps', function () {
                 state.restoreInto(session, surgery.trainableNames);
                 state.close();
               }
+              if (trained.step % 50 === 0) collectGarbage();
               if (trained.step === 100) rssAfterWarmup = residentAfterGc();
+              if (process.env.VITPEFT_MEMORY_LOG && trained.step % 100 === 0) {
+                const usage = process.memoryUsage();
+                const heap = (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.length ?? 0;
+                // eslint-disable-next-line no-console
+                console.log(trained.step, (usage.rss / 2 ** 20).toFixed(1), (usage.heapUsed / 2 ** 20).toFixed(1), (usage.external / 2 ** 20).toFixed(1), (heap / 2 ** 20).toFixed(1));
+              }
               if (trained.step >= 10) tensorCounts.push(tf.memory().numTensors);
               if (trained.step === steps) rssAtEnd = residentAfterGc();
               return EMPTY;
