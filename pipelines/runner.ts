@@ -237,7 +237,6 @@ function runJob(stages: Stages, prepared: Prepared, loaded: LoadedPipeline, job:
       throw error;
     }
     const model = surgery.model;
-    // Retention with adapters removed / new blocks bypassed is measured once, at the end.
     // Retention with adapters removed / new blocks bypassed: measured once, at the end of training.
     const unplugged = surgery.spec.method === 'lora' || surgery.spec.method === 'block';
     const fromStep = opened?.state.header.step ?? 0;
