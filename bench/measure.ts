@@ -1,0 +1,27 @@
+// Timing helpers for the benchmark: warm-up runs are discarded, then each run is timed on its own,
+// so a shared, noisy machine shows up as spread between the minimum and the median.
+
+export interface Timing {
+  /** Seconds of each timed run, in the order they ran. */
+  readonly seconds: number[];
+  readonly minSeconds: number;
+  readonly medianSeconds: number;
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** Runs `run` warmup times untimed, then `runs` times timed; `run` must finish its work (read results back) before returning. */
+export async function timeRuns(run: () => void | Promise<void>, warmup: number, runs: number): Promise<Timing> {
+  for (let i = 0; i < warmup; i++) await run();
+  const seconds: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const started = process.hrtime.bigint();
+    await run();
+    seconds.push(Number(process.hrtime.bigint() - started) / 1e9);
+  }
+  return { seconds, minSeconds: Math.min(...seconds), medianSeconds: median(seconds) };
+}
