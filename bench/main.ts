@@ -92,13 +92,15 @@ async function runChild(id: string, options: BenchOptions): Promise<void> {
   process.stdout.write(`${JSON.stringify(report)}\n`);
 }
 
-function runInChild(benchCase: BenchCase, options: BenchOptions): CaseReport {
+/** The case's report, or why it failed (its stderr went to ours). */
+function runInChild(benchCase: BenchCase, options: BenchOptions): CaseReport | { error: string } {
   const args = [__filename, '--child', caseId(benchCase), '--runs', String(options.runs), '--warmup', String(options.warmup), '--backend', options.backend];
-  const result = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 * MIB });
-  if (result.error) throw result.error;
+  const result = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 * MIB });
+  if (result.error) return { error: result.error.message };
   const last = result.stdout.trim().split('\n').pop() ?? '';
   if (result.status !== 0 || !last.startsWith('{')) {
-    throw new Error(`bench case ${caseId(benchCase)} failed (exit status ${result.status}${result.signal ? `, signal ${result.signal}` : ''})`);
+    const why = result.stderr.trim().split('\n').pop() ?? '';
+    return { error: `exit status ${result.status}${result.signal ? `, signal ${result.signal}` : ''}: ${why}` };
   }
   return JSON.parse(last) as CaseReport;
 }
@@ -124,8 +126,15 @@ async function runAll(options: BenchOptions): Promise<void> {
   const widths = [8, 24, 6, 12, 11, 11, 10, 9, 5];
   log(formatRow(['group', 'case', 'batch', 'img/s median', 'img/s best', 'ms median', 'ms min', 'peak MiB', 'load'], widths));
   const reports: CaseReport[] = [];
+  const failures: Record<string, string> = {};
   for (const benchCase of cases) {
     const report = runInChild(benchCase, options);
+    if ('error' in report) {
+      failures[caseId(benchCase)] = report.error;
+      log(formatRow([benchCase.group, benchCase.name, String(benchCase.batch), `failed: ${report.error}`], widths));
+      process.exitCode = 1;
+      continue;
+    }
     reports.push(report);
     log(
       formatRow(
@@ -156,6 +165,7 @@ async function runAll(options: BenchOptions): Promise<void> {
     train: {},
     eval: {},
     dataset: {},
+    ...(Object.keys(failures).length > 0 ? { failures } : {}),
   };
   for (const report of reports) {
     const [group, name] = [report.id.slice(0, report.id.indexOf('.')), report.id.slice(report.id.indexOf('.') + 1)];
