@@ -7,7 +7,7 @@ import { VisionTransformer } from '../../models/vit/visionTransformer';
 import { crossEntropy, softTargets } from './loss';
 import { Optimizer, OptimizerSpec, clipByGlobalNorm, createOptimizer } from './optimizer';
 import { ScheduleSpec, learningRate } from './schedule';
-import { forwardPrefix, forwardSuffix } from './forward';
+import { embeddingsTrain, forwardPrefix, forwardSuffix } from './forward';
 
 export interface TrainSettings extends OptimizerSpec, ScheduleSpec {
   readonly batchSize: number;
@@ -19,7 +19,7 @@ export interface TrainSettings extends OptimizerSpec, ScheduleSpec {
 export interface TrainJob {
   readonly model: VisionTransformer;
   readonly trainable: readonly tf.Variable[];
-  /** Blocks before this index have nothing to train and run outside the gradient tape. */
+  /** Blocks before this index have nothing to train and run outside the gradient tape (with the embeddings, unless those train). */
   readonly firstTrainableBlock: number;
   readonly numClasses: number;
   readonly settings: TrainSettings;
@@ -62,9 +62,13 @@ export class TrainingSession {
     const started = process.hrtime.bigint();
     const lr = learningRate(settings, this.completedSteps);
     const targets = softTargets(labels, numClasses, settings.labelSmoothing ?? 0);
-    const prefix = forwardPrefix(model, images, firstTrainableBlock);
-    const { value, grads } = tf.variableGrads(() => crossEntropy(forwardSuffix(model, prefix, firstTrainableBlock), targets), trainable as tf.Variable[]);
-    tf.dispose([prefix.rows, targets]);
+    // Trainable embeddings put the whole network inside the tape (firstTrainableBlock is 0 then).
+    const frozen = embeddingsTrain(model) ? undefined : forwardPrefix(model, images, firstTrainableBlock);
+    const { value, grads } = tf.variableGrads(
+      () => crossEntropy(frozen ? forwardSuffix(model, frozen, firstTrainableBlock) : forwardSuffix(model, forwardPrefix(model, images, 0), 0), targets),
+      trainable as tf.Variable[],
+    );
+    tf.dispose([targets, ...(frozen ? [frozen.rows] : [])]);
     const ordered = trainable.map((variable) => grads[variable.name]);
     const unconnected = trainable.filter((variable, i) => !ordered[i]);
     if (unconnected.length > 0) {
