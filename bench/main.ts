@@ -23,6 +23,7 @@ interface BenchOptions {
   warmup: number;
   only?: string;
   backend: BackendChoice;
+  threads?: number;
   out?: string;
   child?: string;
 }
@@ -71,7 +72,7 @@ function selectCases(only: string | undefined): BenchCase[] {
 async function runChild(id: string, options: BenchOptions): Promise<void> {
   const benchCase = CASES.find((c) => caseId(c) === id);
   if (!benchCase) throw new Error(`--child: unknown case '${id}'`);
-  const info = await initBackend(options.backend);
+  const info = await initBackend(options.backend, { threads: options.threads });
   const startupRss = process.resourceUsage().maxRSS * 1024;
   const loadAtStart = os.loadavg()[0];
   const timing = await benchCase.measure(options.warmup, options.runs);
@@ -95,6 +96,7 @@ async function runChild(id: string, options: BenchOptions): Promise<void> {
 /** The case's report, or why it failed (its stderr went to ours). */
 function runInChild(benchCase: BenchCase, options: BenchOptions): CaseReport | { error: string } {
   const args = [__filename, '--child', caseId(benchCase), '--runs', String(options.runs), '--warmup', String(options.warmup), '--backend', options.backend];
+  if (options.threads !== undefined) args.push('--threads', String(options.threads));
   const result = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 * MIB });
   if (result.error) return { error: result.error.message };
   const last = result.stdout.trim().split('\n').pop() ?? '';
@@ -188,6 +190,7 @@ async function main(argv: string[]): Promise<void> {
       if (!isBackendChoice(value)) throw new Error(`--backend: expected one of ${BACKEND_CHOICES.join(', ')}, got '${value}'`);
       return value;
     }, 'auto')
+    .option('--threads <n>', 'wasm threads (default: $VITPEFT_THREADS, else one per CPU core)', positiveInteger('--threads', 1))
     .option('--out <file>', 'also write the JSON (indented) to this file')
     .addOption(new Command().createOption('--child <case>', 'internal: run one case in this process').hideHelp());
   program.parse(argv);
@@ -197,7 +200,6 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv).then(
-  // XNNPACK's worker threads and wasm do not hold the process open, but be explicit.
   () => process.exit(process.exitCode ?? 0),
   (error: unknown) => {
     process.stderr.write(`bench: ${(error as Error)?.message ?? String(error)}\n`);
