@@ -38,6 +38,8 @@ interface CaseReport {
   readonly images_per_second_best: number;
   readonly median_ms: number;
   readonly min_ms: number;
+  /** Median CPU time of a run, all threads of the process (ms). */
+  readonly cpu_median_ms: number;
   /** Peak resident memory of the child process over the whole case (MiB). */
   readonly peak_rss_mib: number;
   /** Peak resident memory once the backend had started, before the case built anything (MiB). */
@@ -85,6 +87,7 @@ async function runChild(id: string, options: BenchOptions): Promise<void> {
     images_per_second_best: benchCase.batch / timing.minSeconds,
     median_ms: timing.medianSeconds * 1000,
     min_ms: timing.minSeconds * 1000,
+    cpu_median_ms: timing.medianCpuSeconds * 1000,
     peak_rss_mib: (process.resourceUsage().maxRSS * 1024) / MIB,
     startup_rss_mib: startupRss / MIB,
     load_at_start: loadAtStart,
@@ -125,8 +128,8 @@ async function runAll(options: BenchOptions): Promise<void> {
     if (!options.json) process.stdout.write(`${line}\n`);
   };
   log(`vitpeft bench: commit ${commit ?? 'unknown'}, node ${process.version}, ${os.cpus().length} cores, ${options.warmup} warm-up + ${options.runs} timed runs per case`);
-  const widths = [8, 24, 6, 12, 11, 11, 10, 9, 5];
-  log(formatRow(['group', 'case', 'batch', 'img/s median', 'img/s best', 'ms median', 'ms min', 'peak MiB', 'load'], widths));
+  const widths = [8, 24, 6, 12, 11, 10, 9, 10, 9, 5];
+  log(formatRow(['group', 'case', 'batch', 'img/s median', 'img/s best', 'ms median', 'ms min', 'cpu ms med', 'peak MiB', 'load'], widths));
   const reports: CaseReport[] = [];
   const failures: Record<string, string> = {};
   for (const benchCase of cases) {
@@ -148,6 +151,7 @@ async function runAll(options: BenchOptions): Promise<void> {
           report.images_per_second_best.toFixed(2),
           report.median_ms.toFixed(0),
           report.min_ms.toFixed(0),
+          report.cpu_median_ms.toFixed(0),
           report.peak_rss_mib.toFixed(0),
           report.load_at_start.toFixed(1),
         ],
@@ -156,7 +160,7 @@ async function runAll(options: BenchOptions): Promise<void> {
     );
   }
   const backend = reports[0]?.backend ?? 'none';
-  log(`backend: ${backend}; peak MiB is the peak resident memory of the case's own process (startup included)`);
+  log(`backend: ${backend}; cpu ms: CPU time of a run, all threads; peak MiB: peak resident memory of the case's own process (startup included)`);
   const summary: Record<string, unknown> = {
     commit,
     node: process.version,
