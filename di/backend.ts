@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import * as os from 'os';
 import { registerExplicitTransposeMatMulGradient } from '../models/ops/explicitTransposeMatMul';
+import { registerWasmKernelOverrides } from './wasmKernels';
 import { initWasmBackend } from './wasmThreads';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -111,6 +112,8 @@ export async function initBackend(choice: BackendChoice = 'auto', options: Backe
   await tf.ready();
   // Flagged matMul is slow on wasm only; elsewhere the stock gradient is best.
   registerExplicitTransposeMatMulGradient();
+  // Identity and same-dtype Cast share buffers instead of copying them (the gradient tape uses both).
+  registerWasmKernelOverrides();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   const threads = `${started.threads} thread${started.threads === 1 ? '' : 's'}`;
   const shortfall = started.reason ? `; ${requested} requested: ${started.reason}` : '';

@@ -12,10 +12,10 @@
 //   again four depthwise convolutions plus the softmax backward.
 //
 // depthwiseAttention works in a token-major layout [tokens, G, headDim] (G = batch x heads, batch
-// outer): the batch-major input rows [batch, tokens, 3 x width] are turned token-major with one
-// 3-D transpose, after which q, k and v are column slices, every operand reaches its convolution
-// layout with a 3-D transpose (no 4-D/5-D transposes, which are slow on wasm), and the output
-// comes out token-major, turned back with one more 3-D transpose.
+// outer): one transpose of the batch-major input rows, viewed as [batch, tokens, 3, width], to
+// [3, tokens, batch, width] makes q, k and v contiguous token-major blocks; from there every
+// operand reaches its convolution layout with a 3-D transpose (no 5-D transposes, which are slow
+// on wasm), and the output comes out token-major, turned back with one more 3-D transpose.
 //
 // Which formulation a backend uses is decided by models/ops/kernelPolicy.ts.
 
@@ -80,8 +80,9 @@ export function depthwiseAttention(qkv: tf.Tensor2D, shape: AttentionShape): tf.
   const swapLastTwo = (t: tf.Tensor3D) => tf.transpose(t, [0, 2, 1]) as tf.Tensor3D;
   const core = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [input, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    const tokenMajor = tf.reshape(tf.transpose(tf.reshape(input, [batch, tokens, 3 * width]), [1, 0, 2]), [tokens * batch, 3 * width]);
-    const [q, k, v] = tf.split(tokenMajor, 3, 1).map((t) => tf.reshape(t, [tokens, groups, headDim]) as tf.Tensor3D);
+    // [batch, tokens, 3, width] -> [3, tokens, batch, width]: q, k, v become contiguous blocks.
+    const parts = tf.transpose(tf.reshape(input, [batch, tokens, 3, width]), [2, 1, 0, 3]);
+    const [q, k, v] = tf.split(parts, 3, 0).map((t) => tf.reshape(t, [tokens, groups, headDim]) as tf.Tensor3D);
     const queries = tf.mul(q, scale) as tf.Tensor3D; // [Ti, G, D]
     const scores = depthwiseProduct(swapLastTwo(queries), tf.transpose(k, [2, 1, 0]) as tf.Tensor3D); // [Ti, D, G] x [D, G, Tj] -> [Ti, G, Tj]
     const weights = tf.softmax(scores) as tf.Tensor3D;
@@ -99,8 +100,8 @@ export function depthwiseAttention(qkv: tf.Tensor2D, shape: AttentionShape): tf.
         const dQueries = tf.mul(depthwiseProduct(swapLastTwo(dScores), keys), scale); // [Ti, Tj, G] x [Tj, G, D]
         const dKeys = depthwiseProduct(dScoresT, savedQueries); // [Tj, Ti, G] x [Ti, G, D]
         const dValues = depthwiseProduct(tf.transpose(probabilities, [2, 0, 1]) as tf.Tensor3D, dMixed); // [Tj, Ti, G] x [Ti, G, D]
-        const dTokenMajor = tf.concat([dQueries, dKeys, dValues].map((t) => tf.reshape(t, [tokens * batch, width])), 1);
-        return [tf.reshape(tf.transpose(tf.reshape(dTokenMajor, [tokens, batch, 3 * width]), [1, 0, 2]), [batch * tokens, 3 * width])];
+        const dParts = tf.concat([dQueries, dKeys, dValues].map((t) => tf.reshape(t, [1, tokens, batch, width])), 0);
+        return [tf.reshape(tf.transpose(dParts, [2, 1, 0, 3]), [batch * tokens, 3 * width])];
       },
     };
   });
