@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
-import { gelu, geluComposed } from '../../models/ops/gelu';
+import { expOfNonPositive, gelu, geluComposed } from '../../models/ops/gelu';
 import { normalize, normalizeComposed } from '../../models/ops/normalize';
 import { LayerNorm } from '../../models/vit/layerNorm';
 import { maxAbsDifference, tensorLeak } from '../helpers/tensors';
@@ -65,5 +65,18 @@ describe('hand-written gradients: GELU and LayerNorm against the formulas differ
       expect(tensorLeak(() => tf.dispose(Object.values(valueAndGradient(f, x, upstream))))).to.equal(0);
     }
     tf.dispose([x, upstream]);
+  });
+});
+
+describe('exp of non-positive numbers (through sigmoid where that is faster)', () => {
+  it('agrees with exp to float precision from 0 down to underflow', () => {
+    const z = tf.tidy(() => tf.neg(tf.concat([tf.linspace(0, 5, 501), tf.linspace(5, 120, 116)])));
+    const fast = expOfNonPositive(z).dataSync();
+    const exact = tf.exp(z).dataSync();
+    for (let i = 0; i < fast.length; i++) {
+      const tolerance = 4e-7 * exact[i] + 1e-38;
+      expect(Math.abs(fast[i] - exact[i]), `exp(${z.dataSync()[i]})`).to.be.at.most(tolerance);
+    }
+    z.dispose();
   });
 });
