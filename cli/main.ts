@@ -1,8 +1,8 @@
-// The vitpeft command line: one subcommand per job, global --backend and --verbose.
+// The vitpeft command line: one subcommand per job, global --backend, --threads and --verbose.
 
 import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
-import { BACKEND_CHOICES, BackendChoice, BackendInfo, initBackend, isBackendChoice } from '../di/backend';
+import { BACKEND_CHOICES, BackendChoice, BackendInfo, THREADS_ENV, initBackend, isBackendChoice } from '../di/backend';
 import { dataCommand } from './commands/data';
 import { embedCommand } from './commands/embed';
 import { inspectCommand } from './commands/inspect';
@@ -11,16 +11,25 @@ import { runCommand } from './commands/run';
 import { paramsCommand } from './commands/params';
 import { pretrainCommand } from './commands/pretrain';
 import { EXIT, UsageError, reportError } from './errors';
+import { parseInteger } from './options';
 
 export interface GlobalOptions {
   backend: BackendChoice;
+  threads?: number;
   verbose: boolean;
 }
 
 /** Starts the backend the user chose and says which one runs (on stderr, keeping stdout for data). */
 export async function startBackend(command: Command): Promise<BackendInfo> {
-  const { backend } = command.optsWithGlobals<GlobalOptions>();
-  const info = await initBackend(backend);
+  const { backend, threads } = command.optsWithGlobals<GlobalOptions>();
+  let info: BackendInfo;
+  try {
+    info = await initBackend(backend, { threads });
+  } catch (error) {
+    // A bad VITPEFT_THREADS is the user's input too.
+    if ((error as Error).message.startsWith(THREADS_ENV)) throw new UsageError((error as Error).message);
+    throw error;
+  }
   process.stderr.write(`vitpeft: backend ${info.description}\n`);
   return info;
 }
@@ -32,6 +41,7 @@ export function buildProgram(): Command {
       if (!isBackendChoice(value)) throw new UsageError(`--backend: expected one of ${BACKEND_CHOICES.join(', ')}, got '${value}'`);
       return value;
     }, 'auto')
+    .option('--threads <n>', `threads for the wasm backend (default: $${THREADS_ENV}, else one per CPU core)`, parseInteger('--threads', 1, 1024))
     .option('--verbose', 'print stack traces on errors', false)
     .showHelpAfterError()
     .exitOverride();

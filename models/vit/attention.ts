@@ -1,8 +1,12 @@
 // Multi-head self-attention with timm's fused qkv projection (output columns: q, then k, then v)
 // and output projection. Tokens travel as 2-D rows [batch * tokens, width] so the projections are
-// plain 2-D matrix products, which every backend runs fastest.
+// plain 2-D matrix products, which every backend runs fastest; the attention core between them
+// (models/ops/attentionCore.ts) takes the fused qkv output as it is, in the formulation the
+// backend runs fastest.
 
 import * as tf from '@tensorflow/tfjs';
+import { batchedAttention, depthwiseAttention } from '../ops/attentionCore';
+import { kernelPolicy } from '../ops/kernelPolicy';
 import { Linear, Projection } from './linear';
 import { ForwardContext, Module, NamedParameter, SeedSource, UNSEEDED, prefixed } from './module';
 
@@ -29,19 +33,8 @@ export class Attention implements Module {
   /** x: [batch * tokens, width] rows of `batch` sequences of `tokens` tokens. */
   forward(x: tf.Tensor2D, batch: number, tokens: number, context: ForwardContext): tf.Tensor2D {
     return tf.tidy(() => {
-      const width = this.width;
-      const headDim = width / this.heads;
-      const [q, k, v] = tf.split(this.qkv.forward(x, context), 3, 1) as tf.Tensor2D[];
-      // [batch*tokens, width] -> [batch*heads, tokens, headDim]; keys go straight to [.., headDim, tokens].
-      const toHeads = (t: tf.Tensor2D, order: number[], last: [number, number]) =>
-        tf.reshape(tf.transpose(tf.reshape(t, [batch, tokens, this.heads, headDim]), order), [batch * this.heads, ...last]) as tf.Tensor3D;
-      const queries = toHeads(tf.mul(q, 1 / Math.sqrt(headDim)), [0, 2, 1, 3], [tokens, headDim]);
-      const keysTransposed = toHeads(k, [0, 2, 3, 1], [headDim, tokens]);
-      const values = toHeads(v, [0, 2, 1, 3], [tokens, headDim]);
-      const weights = tf.softmax(tf.matMul(queries, keysTransposed));
-      const mixed = tf.matMul(weights, values);
-      const merged = tf.reshape(tf.transpose(tf.reshape(mixed, [batch, this.heads, tokens, headDim]), [0, 2, 1, 3]), [batch * tokens, width]) as tf.Tensor2D;
-      return this.proj.forward(merged, context);
+      const core = kernelPolicy().attention === 'depthwise-conv' ? depthwiseAttention : batchedAttention;
+      return this.proj.forward(core(this.qkv.forward(x, context), { batch, tokens, heads: this.heads }), context);
     });
   }
 

@@ -1,6 +1,8 @@
-// LayerNorm over the last axis with learned scale and shift.
+// LayerNorm over the last axis with learned scale and shift (the normalisation itself has a
+// hand-written gradient: models/ops/normalize.ts).
 
 import * as tf from '@tensorflow/tfjs';
+import { normalize } from '../ops/normalize';
 import { Module, NamedParameter, parameter } from './module';
 
 export class LayerNorm implements Module {
@@ -15,13 +17,7 @@ export class LayerNorm implements Module {
   }
 
   forward<T extends tf.Tensor>(x: T): T {
-    return tf.tidy(() => {
-      const mean = tf.mean(x, -1, true);
-      const centered = tf.sub(x, mean);
-      const variance = tf.mean(tf.square(centered), -1, true);
-      const normalized = tf.mul(centered, tf.rsqrt(tf.add(variance, this.eps)));
-      return tf.add(tf.mul(normalized, this.weight), this.bias) as T;
-    });
+    return tf.tidy(() => tf.add(tf.mul(normalize(x, this.eps), this.weight), this.bias) as T);
   }
 
   namedParameters(): NamedParameter[] {

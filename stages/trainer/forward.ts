@@ -1,6 +1,8 @@
 // The training forward pass, split at the first block that has anything to train: the frozen
 // prefix runs outside the gradient tape (no activations kept for backprop, no gradient work),
-// the rest inside. Only the class-token rows go through the final norm and the head.
+// the rest inside. When the embeddings themselves train (full fine-tuning) there is no frozen
+// prefix: embedding and every block run inside the tape. Only the class-token rows go through
+// the final norm and the head.
 
 import * as tf from '@tensorflow/tfjs';
 import { ForwardContext } from '../../models/vit/module';
@@ -10,6 +12,11 @@ export interface PrefixOutput {
   readonly rows: tf.Tensor2D;
   readonly batch: number;
   readonly tokens: number;
+}
+
+/** Whether the patch embedding, class token or position embeddings train (then nothing runs outside the tape). */
+export function embeddingsTrain(model: VisionTransformer): boolean {
+  return [model.clsToken, model.posEmbed, ...model.patchEmbed.namedParameters().map(([, variable]) => variable)].some((variable) => variable.trainable);
 }
 
 /** Embeddings and blocks [0, from): call outside the tape when none of it trains. */

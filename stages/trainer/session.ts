@@ -7,7 +7,7 @@ import { VisionTransformer } from '../../models/vit/visionTransformer';
 import { crossEntropy, softTargets } from './loss';
 import { Optimizer, OptimizerSpec, clipByGlobalNorm, createOptimizer } from './optimizer';
 import { ScheduleSpec, learningRate } from './schedule';
-import { PrefixOutput, forwardPrefix, forwardSuffix } from './forward';
+import { embeddingsTrain, forwardPrefix, forwardSuffix } from './forward';
 
 export interface TrainSettings extends OptimizerSpec, ScheduleSpec {
   readonly batchSize: number;
@@ -19,7 +19,7 @@ export interface TrainSettings extends OptimizerSpec, ScheduleSpec {
 export interface TrainJob {
   readonly model: VisionTransformer;
   readonly trainable: readonly tf.Variable[];
-  /** Blocks before this index have nothing to train and run outside the gradient tape. */
+  /** Blocks before this index have nothing to train and run outside the gradient tape (with the embeddings, unless those train). */
   readonly firstTrainableBlock: number;
   readonly numClasses: number;
   readonly settings: TrainSettings;
@@ -62,15 +62,13 @@ export class TrainingSession {
     const started = process.hrtime.bigint();
     const lr = learningRate(settings, this.completedSteps);
     const targets = softTargets(labels, numClasses, settings.labelSmoothing ?? 0);
-    // With trainable embeddings everything runs on the tape; otherwise the frozen prefix stays off it.
-    const embeddingsTrain = [model.clsToken, model.posEmbed, ...model.patchEmbed.namedParameters().map(([, v]) => v)].some((v) => v.trainable);
-    const objective = (prefix: PrefixOutput, from: number) => crossEntropy(forwardSuffix(model, prefix, from), targets);
-    const prefix = embeddingsTrain ? undefined : forwardPrefix(model, images, firstTrainableBlock);
+    // Trainable embeddings put the whole network inside the tape (firstTrainableBlock is 0 then).
+    const frozen = embeddingsTrain(model) ? undefined : forwardPrefix(model, images, firstTrainableBlock);
     const { value, grads } = tf.variableGrads(
-      () => (prefix ? objective(prefix, firstTrainableBlock) : objective(forwardPrefix(model, images, 0), 0)),
+      () => crossEntropy(frozen ? forwardSuffix(model, frozen, firstTrainableBlock) : forwardSuffix(model, forwardPrefix(model, images, 0), 0), targets),
       trainable as tf.Variable[],
     );
-    tf.dispose(prefix ? [prefix.rows, targets] : [targets]);
+    tf.dispose([targets, ...(frozen ? [frozen.rows] : [])]);
     const ordered = trainable.map((variable) => grads[variable.name]);
     const unconnected = trainable.filter((variable, i) => !ordered[i]);
     if (unconnected.length > 0) {

@@ -1,0 +1,139 @@
+// What the benchmark measures. Each case builds its model and inputs, then times one unit of work
+// per run: a training step (forward, backward, SGD-with-momentum update, loss read back), a
+// forward pass whose output is read back, or one batch of the dataset transform.
+//
+// The reference training shape: ViT width 192, depth 12, 3 heads, MLP 768, 32x32 images with
+// patch 4 (64 patches + class token = 65 tokens), batch 32, 10 classes, SGD momentum 0.9.
+
+import * as tf from '@tensorflow/tfjs';
+import { presetConfig } from '../models/vit/config';
+import { VisionTransformer } from '../models/vit/visionTransformer';
+import { applySurgery } from '../stages/surgery/applySurgery';
+import { mergedCopy } from '../stages/surgery/lora';
+import { MethodSpec } from '../stages/surgery/methodSpec';
+import { TrainingSession } from '../stages/trainer/session';
+import { Timing, timeRuns } from './measure';
+import { measureCifarTrainTransform } from './transformThroughput';
+
+export type CaseGroup = 'train' | 'eval' | 'dataset';
+
+export interface BenchCase {
+  readonly group: CaseGroup;
+  /** The key in the JSON output's group (train: the method label). */
+  readonly name: string;
+  readonly batch: number;
+  readonly description: string;
+  measure(warmup: number, runs: number): Promise<Timing>;
+}
+
+export const REFERENCE_CONFIG = presetConfig('vit-ti16', { imageSize: 32, patchSize: 4, numClasses: 10 });
+const REFERENCE_CLASSES = 10;
+const TRAIN_BATCH = 32;
+const EVAL_BATCH = 128;
+
+function randomImages(batch: number, side: number): tf.Tensor4D {
+  return tf.randomNormal([batch, side, side, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
+}
+
+function randomLabels(batch: number, classes: number): tf.Tensor1D {
+  return tf.tensor1d(Array.from({ length: batch }, (_, i) => (i * 7) % classes), 'int32');
+}
+
+/** Surgery on a freshly initialised reference model (random weights: speed does not depend on them). */
+function referenceSurgery(spec: MethodSpec) {
+  const base = VisionTransformer.init(REFERENCE_CONFIG);
+  try {
+    return applySurgery(base, spec, { classes: REFERENCE_CLASSES, seed: 0 });
+  } finally {
+    base.dispose();
+  }
+}
+
+function trainCase(name: string, spec: MethodSpec): BenchCase {
+  return {
+    group: 'train',
+    name,
+    batch: TRAIN_BATCH,
+    description: `training step, ${name}`,
+    async measure(warmup, runs) {
+      const surgery = referenceSurgery(spec);
+      const session = new TrainingSession({
+        model: surgery.model,
+        trainable: surgery.trainable,
+        firstTrainableBlock: surgery.firstTrainableBlock,
+        numClasses: REFERENCE_CLASSES,
+        settings: { optimizer: 'sgd', momentum: 0.9, schedule: 'constant', lr: 0.005, warmupSteps: 0, steps: 10_000, batchSize: TRAIN_BATCH, seed: 0 },
+      });
+      const images = randomImages(TRAIN_BATCH, REFERENCE_CONFIG.imageSize);
+      const labels = randomLabels(TRAIN_BATCH, REFERENCE_CLASSES);
+      try {
+        return await timeRuns(() => void session.step(images, labels), warmup, runs);
+      } finally {
+        tf.dispose([images, labels]);
+        session.dispose();
+        surgery.model.dispose();
+      }
+    },
+  };
+}
+
+/** Forward passes of `model` (disposed afterwards) on `batch` random images, reading the output back. */
+async function timeForward(model: VisionTransformer, batch: number, side: number, warmup: number, runs: number): Promise<Timing> {
+  const images = randomImages(batch, side);
+  try {
+    const forward = () => {
+      const output = model.head ? model.forward(images) : model.embedCls(images);
+      output.dataSync();
+      output.dispose();
+    };
+    return await timeRuns(forward, warmup, runs);
+  } finally {
+    images.dispose();
+    model.dispose();
+  }
+}
+
+function evalCase(name: string, batch: number, description: string, build: () => { model: VisionTransformer; side: number }): BenchCase {
+  return {
+    group: 'eval',
+    name,
+    batch,
+    description,
+    async measure(warmup, runs) {
+      const { model, side } = build();
+      return timeForward(model, batch, side, warmup, runs);
+    },
+  };
+}
+
+export const CASES: readonly BenchCase[] = [
+  trainCase('full', { method: 'full' }),
+  trainCase('lora-r8', { method: 'lora', rank: 8 }),
+  trainCase('block-p2', { method: 'block', p: 2 }),
+  trainCase('linear', { method: 'linear' }),
+  evalCase('reference-b128', EVAL_BATCH, 'forward, reference shape (logits)', () => ({ model: VisionTransformer.init(REFERENCE_CONFIG), side: REFERENCE_CONFIG.imageSize })),
+  evalCase('lora-r8-unmerged-b128', EVAL_BATCH, 'forward, reference shape with LoRA r=8 adapters applied on the fly', () => ({
+    model: referenceSurgery({ method: 'lora', rank: 8 }).model,
+    side: REFERENCE_CONFIG.imageSize,
+  })),
+  evalCase('lora-r8-merged-b128', EVAL_BATCH, 'forward, reference shape with LoRA r=8 merged into the weights', () => {
+    const { model } = referenceSurgery({ method: 'lora', rank: 8 });
+    try {
+      return { model: mergedCopy(model), side: REFERENCE_CONFIG.imageSize };
+    } finally {
+      model.dispose();
+    }
+  }),
+  evalCase('vit-b16-224-b8', 8, 'forward, ViT-B/16 at 224x224, random weights (class-token features)', () => ({ model: VisionTransformer.init(presetConfig('vit-b16')), side: 224 })),
+  {
+    group: 'dataset',
+    name: 'cifar-train-224',
+    batch: EVAL_BATCH,
+    description: 'CIFAR 32 -> 224 train transform (RandomResizedCrop + flip + normalise)',
+    measure: (warmup, runs) => measureCifarTrainTransform({ batchSize: EVAL_BATCH, warmup, runs }),
+  },
+];
+
+export function caseId(benchCase: Pick<BenchCase, 'group' | 'name'>): string {
+  return `${benchCase.group}.${benchCase.name}`;
+}

@@ -1,0 +1,36 @@
+// Timing helpers for the benchmark: warm-up runs are discarded, then each run is timed on its own,
+// so a shared, noisy machine shows up as spread between the minimum and the median. Each run's
+// process CPU time (all threads, user + system) is recorded too: with one thread, wall time far
+// above CPU time means the run waited for a core another process held.
+
+export interface Timing {
+  /** Seconds of each timed run, in the order they ran. */
+  readonly seconds: number[];
+  readonly minSeconds: number;
+  readonly medianSeconds: number;
+  /** CPU seconds (all threads of the process) of each timed run. */
+  readonly cpuSeconds: number[];
+  readonly medianCpuSeconds: number;
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** Runs `run` warmup times untimed, then `runs` times timed; `run` must finish its work (read results back) before returning. */
+export async function timeRuns(run: () => void | Promise<void>, warmup: number, runs: number): Promise<Timing> {
+  for (let i = 0; i < warmup; i++) await run();
+  const seconds: number[] = [];
+  const cpuSeconds: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const cpu = process.cpuUsage();
+    const started = process.hrtime.bigint();
+    await run();
+    seconds.push(Number(process.hrtime.bigint() - started) / 1e9);
+    const used = process.cpuUsage(cpu);
+    cpuSeconds.push((used.user + used.system) / 1e6);
+  }
+  return { seconds, minSeconds: Math.min(...seconds), medianSeconds: median(seconds), cpuSeconds, medianCpuSeconds: median(cpuSeconds) };
+}

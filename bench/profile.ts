@@ -1,0 +1,66 @@
+// Where a training step's time goes, kernel by kernel: one step of the bench's reference shape
+// under tf.profile, after warm-up steps, summed per kernel name (and per name and output shape
+// with --shapes). A tool for deciding what to optimise next; the bench measures the outcome.
+// Nested kernels (inside a custom gradient) are counted inside their parent too, so the total
+// exceeds the step time when custom gradients run.
+//
+//   node dist/bench/profile.js [--method full|lora-r8|block-p2|linear] [--threads N] [--shapes] [--top K]
+
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../di/backend';
+import { VisionTransformer } from '../models/vit/visionTransformer';
+import { applySurgery } from '../stages/surgery/applySurgery';
+import { parseMethodLabel } from '../stages/surgery/methodSpec';
+import { TrainingSession } from '../stages/trainer/session';
+import { REFERENCE_CONFIG } from './cases';
+
+async function main(args: string[]): Promise<void> {
+  const value = (flag: string) => {
+    const at = args.indexOf(flag);
+    return at === -1 ? undefined : args[at + 1];
+  };
+  const threads = value('--threads');
+  const info = await initBackend('auto', { threads: threads ? Number(threads) : undefined });
+  const method = value('--method') ?? 'full';
+  const byShape = args.includes('--shapes');
+  const top = Number(value('--top') ?? 40);
+  const base = VisionTransformer.init(REFERENCE_CONFIG);
+  const surgery = applySurgery(base, parseMethodLabel(method), { classes: 10, seed: 0 });
+  base.dispose();
+  const session = new TrainingSession({
+    model: surgery.model,
+    trainable: surgery.trainable,
+    firstTrainableBlock: surgery.firstTrainableBlock,
+    numClasses: 10,
+    settings: { optimizer: 'sgd', momentum: 0.9, schedule: 'constant', lr: 0.005, warmupSteps: 0, steps: 100, batchSize: 32, seed: 0 },
+  });
+  const images = tf.randomNormal([32, 32, 32, 3]) as tf.Tensor4D;
+  const labels = tf.tensor1d(Array.from({ length: 32 }, (_, i) => i % 10), 'int32');
+  for (let i = 0; i < 2; i++) session.step(images, labels);
+  const started = Date.now();
+  const profile = await tf.profile(() => void session.step(images, labels));
+  const wall = Date.now() - started;
+  const totals = new Map<string, { ms: number; count: number }>();
+  for (const kernel of profile.kernels) {
+    const key = byShape ? `${kernel.name} -> ${JSON.stringify(kernel.outputShapes)} <- ${JSON.stringify(kernel.inputShapes)}` : kernel.name;
+    const entry = totals.get(key) ?? { ms: 0, count: 0 };
+    entry.ms += kernel.kernelTimeMs as number;
+    entry.count++;
+    totals.set(key, entry);
+  }
+  const rows = [...totals.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  const sum = rows.reduce((s, [, e]) => s + e.ms, 0);
+  process.stdout.write(`${method} on ${info.description}: profiled step ${wall} ms wall, kernels sum ${sum.toFixed(0)} ms\n`);
+  for (const [key, { ms, count }] of rows.slice(0, top)) process.stdout.write(`${ms.toFixed(1).padStart(9)} ms ${String(count).padStart(5)}x  ${key}\n`);
+  tf.dispose([images, labels]);
+  session.dispose();
+  surgery.model.dispose();
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`profile: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,54 @@
+// The parameter-free half of LayerNorm: (x - mean) / sqrt(variance + eps) over the last axis,
+// with a hand-written gradient. Differentiated op by op, the forward pass's six element-wise ops
+// and two reductions cost about fifteen element-wise ops backward (every broadcast of the mean and
+// the variance has its own gradient); the analytic form
+//   dx = rstd (g - mean(g) - xhat mean(g xhat)),  g = dL/dxhat,  rstd = 1 / sqrt(variance + eps)
+// needs five element-wise ops and two reductions, and keeps only xhat and rstd.
+//
+// The forward pass runs the same ops as the plain formula (normalizeComposed), so values are
+// identical. The learned scale and shift stay outside (LayerNorm applies them with ordinary ops),
+// so their gradients are computed only when they train.
+
+import * as tf from '@tensorflow/tfjs';
+
+/** The formula, differentiated op by op: the reference for normalize. */
+export function normalizeComposed<T extends tf.Tensor>(x: T, eps: number): T {
+  return tf.tidy(() => {
+    const mean = tf.mean(x, -1, true);
+    const centered = tf.sub(x, mean);
+    const variance = tf.mean(tf.square(centered), -1, true);
+    return tf.mul(centered, tf.rsqrt(tf.add(variance, eps))) as T;
+  });
+}
+
+const cache = new Map<number, (x: tf.Tensor) => tf.Tensor>();
+
+function normalizeWithGradient(eps: number): (x: tf.Tensor) => tf.Tensor {
+  let op = cache.get(eps);
+  if (!op) {
+    op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+      const mean = tf.mean(x, -1, true);
+      const centered = tf.sub(x, mean);
+      const variance = tf.mean(tf.square(centered), -1, true);
+      const rstd = tf.rsqrt(tf.add(variance, eps));
+      const normalized = tf.mul(centered, rstd);
+      save([normalized, rstd]);
+      return {
+        value: normalized,
+        gradFunc: (dy: tf.Tensor, [xhat, savedRstd]: tf.Tensor[]) => {
+          const meanGradient = tf.mean(dy, -1, true);
+          const meanProjection = tf.mean(tf.mul(dy, xhat), -1, true);
+          return tf.mul(tf.sub(tf.sub(dy, meanGradient), tf.mul(xhat, meanProjection)), savedRstd);
+        },
+      };
+    }) as (x: tf.Tensor) => tf.Tensor;
+    cache.set(eps, op);
+  }
+  return op;
+}
+
+/** (x - mean) / sqrt(variance + eps) over the last axis. */
+export function normalize<T extends tf.Tensor>(x: T, eps: number): T {
+  return tf.tidy(() => normalizeWithGradient(eps)(x) as T);
+}
