@@ -1,0 +1,55 @@
+// Reads a learning-rate sweep's results.csv (methods named NAME@lrRATE, see pipelines/spec.ts
+// expandSweep) and prints, per method, the rate with the best new-task accuracy on the sweep's
+// test split — a validation split in pipelines/sweep-digits.json — and every rate's score.
+//   node dist/scripts/chooseLearningRates.js out/split-mnist-sweep
+
+import * as path from 'path';
+import { readResultsFile } from '../stages/reporter/resultsFile';
+
+export interface Choice {
+  readonly method: string;
+  readonly lr: number;
+  readonly accuracy: number;
+  readonly scores: ReadonlyArray<{ readonly lr: number; readonly accuracy?: number; readonly status: string }>;
+}
+
+export function chooseLearningRates(runDir: string): Choice[] {
+  const { results } = readResultsFile(path.join(runDir, 'results.csv'));
+  const byMethod = new Map<string, Array<{ lr: number; accuracy?: number; status: string }>>();
+  for (const result of results) {
+    const match = /^(.*)@lr([0-9.eE+-]+)$/.exec(result.method);
+    if (!match) continue;
+    const list = byMethod.get(match[1]) ?? [];
+    list.push({ lr: Number(match[2]), accuracy: result.status === 'ok' ? result.newTaskAccuracy : undefined, status: result.status });
+    byMethod.set(match[1], list);
+  }
+  return [...byMethod.entries()].flatMap(([method, scores]) => {
+    const scored = scores.filter((s) => s.accuracy !== undefined);
+    if (scored.length === 0) return [];
+    // Ties go to the smaller learning rate (the gentler change to the pretrained weights).
+    const best = scored.reduce((a, b) => (b.accuracy! > a.accuracy! || (b.accuracy === a.accuracy && b.lr < a.lr) ? b : a));
+    return [{ method, lr: best.lr, accuracy: best.accuracy!, scores }];
+  });
+}
+
+if (require.main === module) {
+  const runDir = process.argv[2];
+  if (!runDir) {
+    process.stderr.write('usage: node dist/scripts/chooseLearningRates.js out/<sweep run>\n');
+    process.exit(2);
+  }
+  const choices = chooseLearningRates(runDir);
+  const rates = [...new Set(choices.flatMap((c) => c.scores.map((s) => s.lr)))].sort((a, b) => a - b);
+  const header = ['method', ...rates.map((lr) => `lr ${lr}`), 'chosen'];
+  const rows = choices.map((c) => [
+    c.method,
+    ...rates.map((lr) => {
+      const score = c.scores.find((s) => s.lr === lr);
+      return score === undefined ? '' : score.accuracy !== undefined ? score.accuracy.toFixed(2) : score.status;
+    }),
+    String(c.lr),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+  process.stdout.write(`validation accuracy (%) by learning rate, ${runDir}\n${line(header)}\n${rows.map(line).join('\n')}\n`);
+}
