@@ -1,7 +1,8 @@
-// Reads a learning-rate sweep's results.csv (methods named NAME@lrRATE, see pipelines/spec.ts
-// expandSweep) and prints, per method, the rate with the best new-task accuracy on the sweep's
-// test split — a validation split in pipelines/sweep-digits.json — and every rate's score.
-//   node dist/scripts/chooseLearningRates.js out/split-mnist-sweep
+// Reads the results.csv of a learning-rate sweep (methods named NAME@lrRATE, see pipelines/spec.ts
+// expandSweep; several run folders, e.g. shards, are read together) and prints, per method, the
+// rate with the best new-task accuracy on the sweep's test split — a validation split in
+// pipelines/sweep-digits.json — and every rate's score, flagging a choice at the grid's edge.
+//   node dist/scripts/chooseLearningRates.js out/split-mnist-sweep [more run folders]
 
 import * as path from 'path';
 import { readResultsFile } from '../stages/reporter/resultsFile';
@@ -13,8 +14,8 @@ export interface Choice {
   readonly scores: ReadonlyArray<{ readonly lr: number; readonly accuracy?: number; readonly status: string }>;
 }
 
-export function chooseLearningRates(runDir: string): Choice[] {
-  const { results } = readResultsFile(path.join(runDir, 'results.csv'));
+export function chooseLearningRates(runDirs: readonly string[]): Choice[] {
+  const results = runDirs.flatMap((runDir) => readResultsFile(path.join(runDir, 'results.csv')).results);
   const byMethod = new Map<string, Array<{ lr: number; accuracy?: number; status: string }>>();
   for (const result of results) {
     const match = /^(.*)@lr([0-9.eE+-]+)$/.exec(result.method);
@@ -33,12 +34,12 @@ export function chooseLearningRates(runDir: string): Choice[] {
 }
 
 if (require.main === module) {
-  const runDir = process.argv[2];
-  if (!runDir) {
-    process.stderr.write('usage: node dist/scripts/chooseLearningRates.js out/<sweep run>\n');
+  const runDirs = process.argv.slice(2);
+  if (runDirs.length === 0) {
+    process.stderr.write('usage: node dist/scripts/chooseLearningRates.js out/<sweep run> [more run folders]\n');
     process.exit(2);
   }
-  const choices = chooseLearningRates(runDir);
+  const choices = chooseLearningRates(runDirs);
   const rates = [...new Set(choices.flatMap((c) => c.scores.map((s) => s.lr)))].sort((a, b) => a - b);
   const header = ['method', ...rates.map((lr) => `lr ${lr}`), 'chosen'];
   const rows = choices.map((c) => [
@@ -47,9 +48,9 @@ if (require.main === module) {
       const score = c.scores.find((s) => s.lr === lr);
       return score === undefined ? '' : score.accuracy !== undefined ? score.accuracy.toFixed(2) : score.status;
     }),
-    String(c.lr),
+    `${c.lr}${c.lr === rates[0] || c.lr === rates[rates.length - 1] ? ' (grid edge)' : ''}`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
-  process.stdout.write(`validation accuracy (%) by learning rate, ${runDir}\n${line(header)}\n${rows.map(line).join('\n')}\n`);
+  process.stdout.write(`validation accuracy (%) by learning rate, ${runDirs.join(' + ')}\n${line(header)}\n${rows.map(line).join('\n')}\n`);
 }

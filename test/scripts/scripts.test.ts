@@ -1,0 +1,46 @@
+import { expect } from 'chai';
+import * as fs from 'fs';
+import * as path from 'path';
+import { MethodResult } from '../../pipelines/events';
+import { resultsCsv } from '../../stages/reporter/stage';
+import { chooseLearningRates } from '../../scripts/chooseLearningRates';
+import { END, START, updateReadme } from '../../scripts/updateReadme';
+import { tempFolder } from '../helpers/datasetFixtures';
+
+function result(method: string, newTaskAccuracy: number | undefined, status: MethodResult['status'] = 'ok', retentionAccuracy = 90): MethodResult {
+  return { method, seed: 0, trainableParams: 10, steps: 5, status, newTaskAccuracy, retentionAccuracy, meanAccuracy: newTaskAccuracy === undefined ? undefined : (newTaskAccuracy + retentionAccuracy) / 2, seconds: 1 };
+}
+
+function runFolder(results: MethodResult[], spec = { resolved: { knn: { headline: 10 } } }): string {
+  const dir = tempFolder('vitpeft-scripts-');
+  fs.writeFileSync(path.join(dir, 'results.csv'), resultsCsv('sweep', { retention: 95 }, results));
+  fs.writeFileSync(path.join(dir, 'spec.json'), JSON.stringify(spec));
+  return dir;
+}
+
+describe('scripts', () => {
+  it('chooseLearningRates: best validation accuracy per method over several run folders, ties to the smaller rate, diverged runs ignored', () => {
+    const first = runFolder([result('full@lr0.01', 80), result('full@lr0.1', 85), result('lora-r4@lr0.01', 70), result('lora-r4@lr0.1', 70)]);
+    const second = runFolder([result('full@lr1', undefined, 'diverged'), result('lora-r4@lr1', 60), result('pretrained-like', 99)]);
+    const choices = chooseLearningRates([first, second]);
+    expect(choices.map((c) => [c.method, c.lr, c.accuracy])).to.deep.equal([
+      ['full', 0.1, 85],
+      ['lora-r4', 0.01, 70],
+    ]);
+    expect(choices[0].scores.map((s) => s.status)).to.deep.equal(['ok', 'ok', 'diverged']);
+  });
+
+  it('updateReadme: replaces only the text between the markers with the run table and plot links', () => {
+    const dir = runFolder([result('full', 88.5, 'ok', 70), result('linear', 75, 'ok', 95)]);
+    const readme = `# title\nbefore\n${START}\nold\n${END}\nafter\n`;
+    const updated = updateReadme(readme, dir, 301);
+    expect(updated.startsWith('# title\nbefore\n')).to.equal(true);
+    expect(updated.endsWith('\nafter\n')).to.equal(true);
+    expect(updated).to.not.include('\nold\n');
+    expect(updated).to.match(/retention \(k-NN@10\)/);
+    expect(updated).to.match(/\nfull\s+10\s+88\.50\s+70\.00\s+79\.25/);
+    expect(updated).to.include('took 5.0 minutes');
+    expect(updated).to.include('docs/default-tradeoff.svg');
+    expect(() => updateReadme('# no markers', dir)).to.throw(/markers/);
+  });
+});
