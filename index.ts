@@ -1,4 +1,5 @@
 // The public API of vitpeft for use in code.
+import 'reflect-metadata';
 export * from './models/vit/config';
 export * from './models/vit/visionTransformer';
 export * from './models/checkpoint/safetensors';

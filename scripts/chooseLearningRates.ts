@@ -4,6 +4,7 @@
 // pipelines/sweep-digits.json — and every rate's score, flagging a choice at the grid's edge.
 //   node dist/scripts/chooseLearningRates.js out/split-mnist-sweep [more run folders]
 
+import 'reflect-metadata';
 import * as path from 'path';
 import { readResultsFile } from '../stages/reporter/resultsFile';
 

@@ -3,6 +3,7 @@
 // wall time. Text between the markers is replaced; everything else in the README is kept.
 //   npm start && node dist/scripts/updateReadme.js out/split-mnist [seconds]
 
+import 'reflect-metadata';
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic } from '../common/atomicWrite';
