@@ -8,6 +8,7 @@
 // to swap. Its bilinear sampling is TensorFlow's (pixel centres at corners), not PIL's, which
 // does not change the cost being measured.
 
+import { randomFunction } from '../common/random';
 import * as tf from '@tensorflow/tfjs';
 import { Timing, timeRuns } from './measure';
 
@@ -21,17 +22,6 @@ export interface TransformThroughputOptions {
   readonly sourceImages?: number;
 }
 
-/** A small deterministic generator (mulberry32), so every run draws the same boxes. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** torchvision RandomResizedCrop.get_params: [top, left, height, width] of the crop. */
 function cropParams(next: () => number, height: number, width: number, scale: [number, number], ratio: [number, number]): [number, number, number, number] {
@@ -57,7 +47,7 @@ export async function measureCifarTrainTransform(options: TransformThroughputOpt
   const size = options.size ?? 224;
   const count = options.sourceImages ?? 1024;
   const side = 32;
-  const next = random(2024);
+  const next = randomFunction(2024);
   const pixels = new Float32Array(count * side * side * 3);
   for (let i = 0; i < pixels.length; i++) pixels[i] = Math.floor(next() * 256);
   const source = tf.tensor4d(pixels, [count, side, side, 3]);

@@ -94,6 +94,12 @@ export function createRandom(...seedParts: number[]): Random {
   return new Xoshiro128(deriveSeed(...seedParts));
 }
 
+/** createRandom(seed) as a plain function returning floats in [0, 1). */
+export function randomFunction(...seedParts: number[]): () => number {
+  const random = createRandom(...seedParts);
+  return () => random.next();
+}
+
 /** A uniformly random permutation of 0..n-1 (Fisher-Yates). */
 export function permutation(n: number, random: Random): Uint32Array {
   const order = new Uint32Array(n);

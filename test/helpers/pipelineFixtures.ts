@@ -2,6 +2,7 @@
 // a new task of reddish versus bluish noise (separable), and a pretraining domain of dark versus
 // bright noise for retention.
 
+import { randomFunction } from '../../common/random';
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeSafetensors } from '../../models/checkpoint/safetensors';
@@ -9,16 +10,6 @@ import { saveVit } from '../../models/checkpoint/vitCheckpoint';
 import { VisionTransformer } from '../../models/vit/visionTransformer';
 import { tempFolder } from './datasetFixtures';
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * `count` 16x16 RGB noise images in two classes: for 'colour', class 0 leans red and class 1 blue;
@@ -26,7 +17,7 @@ function mulberry(seed: number): () => number {
  * patches, which even a randomly initialised ViT's class token carries.
  */
 export function toyDataset(file: string, count: number, kind: 'colour' | 'brightness', seed: number): void {
-  const random = mulberry(seed);
+  const random = randomFunction(seed);
   const size = 16;
   const images = new Uint8Array(count * size * size * 3);
   const labels = new Int32Array(count);

@@ -5,6 +5,7 @@
 // pixel is still a valid file) or throws a typed error whose message names the file: never a
 // RangeError or TypeError, never a hang, never an allocation sized by a lie.
 
+import { randomFunction } from '../../common/random';
 import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -22,16 +23,6 @@ import { cifar100Bytes, idxBytes, tarBytes, tempFolder } from '../helpers/datase
 
 type Random = () => number;
 
-function mulberry(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const integer = (random: Random, below: number) => Math.floor(random() * below);
 const pick = <T>(random: Random, items: readonly T[]): T => items[integer(random, items.length)];
@@ -282,7 +273,7 @@ describe('fuzz: mutated safetensors, IDX, CIFAR, image and pipeline files end in
   };
 
   it('safetensors: 300 mutants (180 blind, 120 header edits), read from memory and from disk', async () => {
-    const random = mulberry(0x5afe);
+    const random = randomFunction(0x5afe);
     const base = baseSafetensors();
     for (let i = 0; i < 300; i++) {
       const { name, bytes } = i < 180 ? blindMutation(random, base) : safetensorsHeaderEdit(random, base);
@@ -314,7 +305,7 @@ describe('fuzz: mutated safetensors, IDX, CIFAR, image and pipeline files end in
   });
 
   it('IDX: 150 mutants of image and label files, plain and gzipped', async () => {
-    const random = mulberry(0x1d8);
+    const random = randomFunction(0x1d8);
     const images = idxBytes(0x803, [3, 2, 3], Uint8Array.from({ length: 18 }, (_, i) => i));
     const labels = idxBytes(0x801, [3], Uint8Array.from([1, 0, 9]));
     for (let i = 0; i < 150; i++) {
@@ -345,7 +336,7 @@ describe('fuzz: mutated safetensors, IDX, CIFAR, image and pipeline files end in
   });
 
   it('CIFAR: 120 mutants of record files and 40 of .tar.gz archives', async () => {
-    const random = mulberry(0xc1fa);
+    const random = randomFunction(0xc1fa);
     const records = cifar100Bytes([
       [3, 40],
       [19, 99],
@@ -380,7 +371,7 @@ describe('fuzz: mutated safetensors, IDX, CIFAR, image and pipeline files end in
   });
 
   it('images: 60 mutants of a PNG and a JPEG, decoded through an image folder', async () => {
-    const random = mulberry(0x1a6e);
+    const random = randomFunction(0x1a6e);
     const raw = Buffer.from(Uint8Array.from({ length: 16 * 16 * 3 }, (_, i) => (i * 37) % 256));
     const encoded = {
       png: await sharp(raw, { raw: { width: 16, height: 16, channels: 3 } }).png().toBuffer(),
@@ -398,7 +389,7 @@ describe('fuzz: mutated safetensors, IDX, CIFAR, image and pipeline files end in
   });
 
   it('pipeline files (JSON and YAML) and run records: 120 mutants', async () => {
-    const random = mulberry(0x919e);
+    const random = randomFunction(0x919e);
     const json = Buffer.from(JSON.stringify(tinySpec(), null, 2));
     const yaml = Buffer.from(
       Object.entries(tinySpec())

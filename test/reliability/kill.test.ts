@@ -5,6 +5,7 @@
 // with an uninterrupted run's (metrics, evaluations and saved models too). SIGINT stops
 // gracefully with exit code 130.
 
+import { randomFunction } from '../../common/random';
 import { ChildProcess, spawn } from 'child_process';
 import { expect } from 'chai';
 import * as fs from 'fs';
@@ -52,16 +53,6 @@ function runUntil(args: string[], metricsFile: string, target: number, signal: N
   });
 }
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('vitpeft run killed and resumed (child processes)', function () {
   this.timeout(180_000);
@@ -78,7 +69,7 @@ describe('vitpeft run killed and resumed (child processes)', function () {
 
   /** Kills the run in runDir with SIGKILL `count` times at seeded random rows of metrics.csv, resuming each time, until it completes. */
   async function killAndResume(runDir: string, seed: number, count: number, args: string[]): Promise<number[]> {
-    const random = mulberry(seed);
+    const random = randomFunction(seed);
     const metrics = path.join(runDir, 'metrics.csv');
     const kills: number[] = [];
     for (let attempt = 0; attempt < count + 4; attempt++) {
