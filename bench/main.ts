@@ -32,6 +32,8 @@ interface BenchOptions {
 interface CaseReport {
   readonly id: string;
   readonly backend: string;
+  /** Threads computing (wasm and cpu backends); absent for tensorflow. */
+  readonly threads?: number;
   readonly batch: number;
   readonly seconds: number[];
   readonly images_per_second: number;
@@ -81,6 +83,7 @@ async function runChild(id: string, options: BenchOptions): Promise<void> {
   const report: CaseReport = {
     id,
     backend: info.description,
+    threads: info.threads,
     batch: benchCase.batch,
     seconds: timing.seconds.map((s) => Number(s.toFixed(4))),
     images_per_second: benchCase.batch / timing.medianSeconds,
@@ -166,6 +169,7 @@ async function runAll(options: BenchOptions): Promise<void> {
     node: process.version,
     cores: os.cpus().length,
     backend,
+    threads: reports[0]?.threads,
     warmup: options.warmup,
     runs: options.runs,
     train: {},
@@ -175,7 +179,7 @@ async function runAll(options: BenchOptions): Promise<void> {
   };
   for (const report of reports) {
     const [group, name] = [report.id.slice(0, report.id.indexOf('.')), report.id.slice(report.id.indexOf('.') + 1)];
-    const { id: _id, backend: _backend, ...rest } = report;
+    const { id: _id, backend: _backend, threads: _threads, ...rest } = report;
     (summary[group] as Record<string, unknown>)[name] = rest;
   }
   const json = JSON.stringify(summary);
