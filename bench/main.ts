@@ -3,11 +3,13 @@
 // Each case runs in its own child process (this script with --child), so that its peak resident
 // memory (process.resourceUsage().maxRSS, which is process-wide and never goes down) belongs to
 // that case alone, and no case inherits another's heap. Within a child, warm-up runs are discarded
-// and each timed run is reported; the table shows the median and the best.
+// and each timed run is reported; the table shows the median and the best, and the median CPU
+// time of a run (all threads): on a shared machine, wall time well above CPU time / threads means
+// the run waited for cores. The one-minute load average at the start of each case is shown too.
 //
 //   npm run bench                         the table
 //   npm run --silent bench -- --json      one JSON object on stdout (npm prints a banner unless --silent)
-//   npm run bench -- --only train.full,eval --runs 3 --out bench.json
+//   npm run bench -- --only train.full,eval --runs 3 --threads 1 --out bench.json
 
 import { spawnSync } from 'child_process';
 import { Command } from 'commander';
