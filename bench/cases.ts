@@ -49,12 +49,13 @@ function referenceSurgery(spec: MethodSpec) {
   }
 }
 
-function trainCase(name: string, spec: MethodSpec): BenchCase {
+/** With cacheFeatures: linear probing on inputs that are not augmented, in the steady state (every example's features cached). */
+function trainCase(name: string, spec: MethodSpec, cacheFeatures = false): BenchCase {
   return {
     group: 'train',
     name,
     batch: TRAIN_BATCH,
-    description: `training step, ${name}`,
+    description: cacheFeatures ? `training step, ${spec.method}, frozen features cached (inputs not augmented; after the first epoch)` : `training step, ${name}`,
     async measure(warmup, runs) {
       const surgery = referenceSurgery(spec);
       const session = new TrainingSession({
@@ -63,11 +64,14 @@ function trainCase(name: string, spec: MethodSpec): BenchCase {
         firstTrainableBlock: surgery.firstTrainableBlock,
         numClasses: REFERENCE_CLASSES,
         settings: { optimizer: 'sgd', momentum: 0.9, schedule: 'constant', lr: 0.005, warmupSteps: 0, steps: 10_000, batchSize: TRAIN_BATCH, seed: 0 },
+        cacheFeatures,
       });
       const images = randomImages(TRAIN_BATCH, REFERENCE_CONFIG.imageSize);
       const labels = randomLabels(TRAIN_BATCH, REFERENCE_CLASSES);
+      const ids = cacheFeatures ? Array.from({ length: TRAIN_BATCH }, (_, i) => i) : undefined;
+      if (ids) session.step(images, labels, ids); // the first epoch fills the cache
       try {
-        return await timeRuns(() => void session.step(images, labels), warmup, runs);
+        return await timeRuns(() => void session.step(images, labels, ids), warmup, runs);
       } finally {
         tf.dispose([images, labels]);
         session.dispose();
@@ -111,6 +115,7 @@ export const CASES: readonly BenchCase[] = [
   trainCase('lora-r8', { method: 'lora', rank: 8 }),
   trainCase('block-p2', { method: 'block', p: 2 }),
   trainCase('linear', { method: 'linear' }),
+  trainCase('linear-cached', { method: 'linear' }, true),
   evalCase('reference-b128', EVAL_BATCH, 'forward, reference shape (logits)', () => ({ model: VisionTransformer.init(REFERENCE_CONFIG), side: REFERENCE_CONFIG.imageSize })),
   evalCase('lora-r8-unmerged-b128', EVAL_BATCH, 'forward, reference shape with LoRA r=8 adapters applied on the fly', () => ({
     model: referenceSurgery({ method: 'lora', rank: 8 }).model,

@@ -3,11 +3,13 @@
 // Each case runs in its own child process (this script with --child), so that its peak resident
 // memory (process.resourceUsage().maxRSS, which is process-wide and never goes down) belongs to
 // that case alone, and no case inherits another's heap. Within a child, warm-up runs are discarded
-// and each timed run is reported; the table shows the median and the best.
+// and each timed run is reported; the table shows the median and the best, and the median CPU
+// time of a run (all threads): on a shared machine, wall time well above CPU time / threads means
+// the run waited for cores. The one-minute load average at the start of each case is shown too.
 //
 //   npm run bench                         the table
 //   npm run --silent bench -- --json      one JSON object on stdout (npm prints a banner unless --silent)
-//   npm run bench -- --only train.full,eval --runs 3 --out bench.json
+//   npm run bench -- --only train.full,eval --runs 3 --threads 1 --out bench.json
 
 import { spawnSync } from 'child_process';
 import { Command } from 'commander';
@@ -32,6 +34,8 @@ interface BenchOptions {
 interface CaseReport {
   readonly id: string;
   readonly backend: string;
+  /** Threads computing (wasm and cpu backends); absent for tensorflow. */
+  readonly threads?: number;
   readonly batch: number;
   readonly seconds: number[];
   readonly images_per_second: number;
@@ -81,6 +85,7 @@ async function runChild(id: string, options: BenchOptions): Promise<void> {
   const report: CaseReport = {
     id,
     backend: info.description,
+    threads: info.threads,
     batch: benchCase.batch,
     seconds: timing.seconds.map((s) => Number(s.toFixed(4))),
     images_per_second: benchCase.batch / timing.medianSeconds,
@@ -166,6 +171,7 @@ async function runAll(options: BenchOptions): Promise<void> {
     node: process.version,
     cores: os.cpus().length,
     backend,
+    threads: reports[0]?.threads,
     warmup: options.warmup,
     runs: options.runs,
     train: {},
@@ -175,7 +181,7 @@ async function runAll(options: BenchOptions): Promise<void> {
   };
   for (const report of reports) {
     const [group, name] = [report.id.slice(0, report.id.indexOf('.')), report.id.slice(report.id.indexOf('.') + 1)];
-    const { id: _id, backend: _backend, ...rest } = report;
+    const { id: _id, backend: _backend, threads: _threads, ...rest } = report;
     (summary[group] as Record<string, unknown>)[name] = rest;
   }
   const json = JSON.stringify(summary);

@@ -93,7 +93,7 @@ export function depthwiseAttention(qkv: tf.Tensor2D, shape: AttentionShape): tf.
       gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
         const [savedQueries, keys, values, probabilities] = saved as tf.Tensor3D[];
         const dMixed = tf.reshape(tf.transpose(tf.reshape(dy, [batch, tokens, width]), [1, 0, 2]), [tokens, groups, headDim]) as tf.Tensor3D;
-        // dP = dO v^T; softmax backward dS = P (dP - rowsum(dP P)), with the scale folded in for dq.
+        // dP = dO v^T; softmax backward dS = P (dP - rowsum(dP P)); dq = scale dS k, dk = dS^T (scale q).
         const dWeights = depthwiseProduct(swapLastTwo(dMixed), tf.transpose(values, [2, 1, 0]) as tf.Tensor3D); // [Ti, G, Tj]
         const dScores = tf.mul(probabilities, tf.sub(dWeights, tf.sum(tf.mul(dWeights, probabilities), -1, true))) as tf.Tensor3D;
         const dScoresT = tf.transpose(dScores, [2, 0, 1]) as tf.Tensor3D; // [Tj, Ti, G]

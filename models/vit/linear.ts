@@ -2,6 +2,7 @@
 // PyTorch's [out, in] order are transposed by the checkpoint translator, never here).
 
 import * as tf from '@tensorflow/tfjs';
+import { affine } from '../ops/affine';
 import { ForwardContext, Module, NamedParameter, parameter } from './module';
 
 /** What attention and MLP call: a dense map of 2-D token rows, possibly wrapped by an adapter. */
@@ -42,10 +43,7 @@ export class Linear implements Projection {
   }
 
   forward(x: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy((): tf.Tensor2D => {
-      const product: tf.Tensor2D = tf.matMul(x, this.weight);
-      return this.bias ? tf.add<tf.Tensor2D>(product, this.bias) : product;
-    });
+    return affine(x, this.weight, this.bias);
   }
 
   namedParameters(): NamedParameter[] {

@@ -4,6 +4,7 @@
 // convolution filter gradient and runs plain matMul fastest.
 
 import * as tf from '@tensorflow/tfjs';
+import { affine } from '../ops/affine';
 import { Module, NamedParameter, parameter } from './module';
 
 export class PatchEmbed implements Module {
@@ -43,7 +44,7 @@ export class PatchEmbed implements Module {
         tf.transpose(tf.reshape(images, [batch, gridH, p, gridW, p, channels]), [0, 1, 3, 2, 4, 5]),
         [batch * gridH * gridW, p * p * channels],
       ) as tf.Tensor2D;
-      return tf.add(tf.matMul(patches, this.weight), this.bias);
+      return affine(patches, this.weight, this.bias);
     });
   }
 

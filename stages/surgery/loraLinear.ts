@@ -9,6 +9,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { tfjsSeed } from '../../common/random';
+import { affine } from '../../models/ops/affine';
 import { Linear, Projection } from '../../models/vit/linear';
 import { ForwardContext, Module, NamedParameter, parameter } from '../../models/vit/module';
 
@@ -111,10 +112,7 @@ export class LoraLinear implements Projection {
     const original = this.original;
     if (original) {
       if (!context.unplugged) return this.base.forward(x);
-      return tf.tidy(() => {
-        const product: tf.Tensor2D = tf.matMul(x, original);
-        return this.base.bias ? tf.add<tf.Tensor2D>(product, this.base.bias) : product;
-      });
+      return affine(x, original, this.base.bias);
     }
     if (context.unplugged) return this.base.forward(x);
     return tf.tidy(() => tf.add<tf.Tensor2D>(this.base.forward(x), tf.matMul(tf.matMul(x, this.concatenatedA()), this.expandedB())));

@@ -7,6 +7,7 @@ import { VisionTransformer } from '../../models/vit/visionTransformer';
 import { crossEntropy, softTargets } from './loss';
 import { Optimizer, OptimizerSpec, clipByGlobalNorm, createOptimizer } from './optimizer';
 import { ScheduleSpec, learningRate } from './schedule';
+import { FeatureCache } from './featureCache';
 import { embeddingsTrain, forwardPrefix, forwardSuffix } from './forward';
 
 export interface TrainSettings extends OptimizerSpec, ScheduleSpec {
@@ -23,6 +24,11 @@ export interface TrainJob {
   readonly firstTrainableBlock: number;
   readonly numClasses: number;
   readonly settings: TrainSettings;
+  /**
+   * Linear probing on inputs that are not augmented: keep each example's frozen features and
+   * train the head on them (steps then need example ids). Refused unless only the head trains.
+   */
+  readonly cacheFeatures?: boolean;
 }
 
 export interface StepMetrics {
@@ -50,25 +56,40 @@ export class TrainingSession {
   readonly optimizer: Optimizer;
   /** Steps completed so far (the schedule position). */
   completedSteps = 0;
+  /** The frozen features per example when the job caches them. */
+  readonly featureCache: FeatureCache | undefined;
 
   constructor(readonly job: TrainJob) {
     if (job.trainable.length === 0) throw new Error('nothing to train: the surgery left no trainable variables');
+    this.featureCache = job.cacheFeatures ? new FeatureCache(job.model) : undefined;
     this.optimizer = createOptimizer(job.settings, job.trainable);
   }
 
-  /** Runs one optimizer step on a batch (images normalised, labels class indices). */
-  step(images: tf.Tensor4D, labels: tf.Tensor1D): StepMetrics {
+  /**
+   * Runs one optimizer step on a batch (images normalised, labels class indices). With a feature
+   * cache, exampleIds name the batch's examples (the same id must always mean the same pixels).
+   */
+  step(images: tf.Tensor4D, labels: tf.Tensor1D, exampleIds?: readonly number[]): StepMetrics {
     const { model, trainable, firstTrainableBlock, numClasses, settings } = this.job;
     const started = process.hrtime.bigint();
     const lr = learningRate(settings, this.completedSteps);
     const targets = softTargets(labels, numClasses, settings.labelSmoothing ?? 0);
-    // Trainable embeddings put the whole network inside the tape (firstTrainableBlock is 0 then).
-    const frozen = embeddingsTrain(model) ? undefined : forwardPrefix(model, images, firstTrainableBlock);
-    const { value, grads } = tf.variableGrads(
-      () => crossEntropy(frozen ? forwardSuffix(model, frozen, firstTrainableBlock) : forwardSuffix(model, forwardPrefix(model, images, 0), 0), targets),
-      trainable as tf.Variable[],
-    );
-    tf.dispose([targets, ...(frozen ? [frozen.rows] : [])]);
+    let value: tf.Scalar;
+    let grads: tf.NamedTensorMap;
+    if (this.featureCache) {
+      if (!exampleIds) throw new Error('this session caches features: give each step the ids of its examples');
+      const features = this.featureCache.features(images, exampleIds);
+      ({ value, grads } = tf.variableGrads(() => crossEntropy(model.forwardHead(features), targets), trainable as tf.Variable[]));
+      tf.dispose([targets, features]);
+    } else {
+      // Trainable embeddings put the whole network inside the tape (firstTrainableBlock is 0 then).
+      const frozen = embeddingsTrain(model) ? undefined : forwardPrefix(model, images, firstTrainableBlock);
+      ({ value, grads } = tf.variableGrads(
+        () => crossEntropy(frozen ? forwardSuffix(model, frozen, firstTrainableBlock) : forwardSuffix(model, forwardPrefix(model, images, 0), 0), targets),
+        trainable as tf.Variable[],
+      ));
+      tf.dispose([targets, ...(frozen ? [frozen.rows] : [])]);
+    }
     const ordered = trainable.map((variable) => grads[variable.name]);
     const unconnected = trainable.filter((variable, i) => !ordered[i]);
     if (unconnected.length > 0) {
@@ -98,5 +119,6 @@ export class TrainingSession {
 
   dispose(): void {
     this.optimizer.dispose();
+    this.featureCache?.clear();
   }
 }

@@ -52,10 +52,11 @@ describe('attention core: depthwise-convolution formulation against batched matM
     qkv.dispose();
   });
 
-  it('the kernel policy picks depthwise convolutions on wasm only', () => {
-    expect(policyFor('wasm').attention).to.equal('depthwise-conv');
-    expect(policyFor('tensorflow').attention).to.equal('batched-matmul');
-    expect(policyFor('cpu').attention).to.equal('batched-matmul');
+  it('the kernel policy picks the wasm formulations on wasm only', () => {
+    expect(policyFor('wasm')).to.deep.equal({ attention: 'depthwise-conv', fusedBias: true, expViaSigmoid: true });
+    const plain = { attention: 'batched-matmul', fusedBias: false, expViaSigmoid: false };
+    expect(policyFor('tensorflow')).to.deep.equal(plain);
+    expect(policyFor('cpu')).to.deep.equal(plain);
     expect(kernelPolicy()).to.deep.equal(policyFor(tf.getBackend()));
   });
 });
