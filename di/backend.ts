@@ -2,7 +2,9 @@
 // (tfjs-node-gpu, then tfjs-node; optional dependencies that exist only where their binary
 // download worked) and falls back to WebAssembly, which installs from npm alone. WebAssembly
 // runs multi-threaded (di/wasmThreads.ts): by default one thread per CPU core, or what
-// --threads / VITPEFT_THREADS ask for.
+// --threads / VITPEFT_THREADS ask for. Threads pay only with idle cores: on a machine whose cores
+// are busy with other work, or for tiny tensors, fewer threads can be faster (measured on a shared
+// 2-core machine: training no faster with 2 threads than with 1 while another job held a core).
 
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
