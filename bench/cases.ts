@@ -13,7 +13,7 @@ import { mergedCopy } from '../stages/surgery/lora';
 import { MethodSpec } from '../stages/surgery/methodSpec';
 import { TrainingSession } from '../stages/trainer/session';
 import { Timing, timeRuns } from './measure';
-import { measureCifarTrainTransform } from './transformThroughput';
+import { measureDatasetTransform } from './dataset';
 
 export type CaseGroup = 'train' | 'eval' | 'dataset';
 
@@ -134,8 +134,8 @@ export const CASES: readonly BenchCase[] = [
     group: 'dataset',
     name: 'cifar-train-224',
     batch: EVAL_BATCH,
-    description: 'CIFAR 32 -> 224 train transform (RandomResizedCrop + flip + normalise)',
-    measure: (warmup, runs) => measureCifarTrainTransform({ batchSize: EVAL_BATCH, warmup, runs }),
+    description: 'dataset stage, CIFAR 32 -> 224 paper-train transform (RandomResizedCrop + flip + normalise), batches of 128',
+    measure: (warmup, runs) => measureDatasetTransform('paper-train', { batchSize: EVAL_BATCH, images: EVAL_BATCH, warmup, runs }),
   },
 ];
 

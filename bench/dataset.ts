@@ -11,6 +11,7 @@ import { batches } from '../stages/dataset/batches';
 import { openDataUri } from '../stages/dataset/dataUri';
 import { MemorySource } from '../stages/dataset/memorySource';
 import { DatasetSource } from '../stages/dataset/source';
+import { Timing, timeRuns } from './measure';
 
 export interface DatasetBenchOptions {
   /** Images per case (default 1024). */
@@ -67,6 +68,19 @@ async function run(source: DatasetSource, transform: string, images: number, bat
     { defaultValue: undefined },
   );
   return { seen, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
+
+/** The dataset stage's images per second for one named transform, as `npm run bench` reports it:
+ * each timed run pulls `images` synthetic CIFAR-shaped images through batches() (read, transform,
+ * normalise, tensor creation) and disposes them. */
+export async function measureDatasetTransform(transform: string, options: { batchSize: number; images: number; warmup: number; runs: number }): Promise<Timing> {
+  const source = syntheticCifar(options.images); // one epoch of it per timed run
+  const tensorsBefore = tf.memory().numTensors;
+  const timing = await timeRuns(async () => {
+    await run(source, transform, options.images, options.batchSize, 0);
+  }, options.warmup, options.runs);
+  if (tf.memory().numTensors !== tensorsBefore) throw new Error(`bench: ${tf.memory().numTensors - tensorsBefore} tensors leaked by the dataset stage`);
+  return timing;
 }
 
 export async function benchDataset(options: DatasetBenchOptions = {}): Promise<DatasetBenchResult[]> {
