@@ -6,18 +6,11 @@
 import * as fs from 'fs';
 import * as zlib from 'zlib';
 import { Readable } from 'stream';
+import { LocatedError } from './errors';
 
 const BLOCK = 512;
 
-export class TarError extends Error {
-  constructor(
-    readonly archive: string,
-    readonly detail: string,
-  ) {
-    super(`${archive}: ${detail}`);
-    this.name = 'TarError';
-  }
-}
+export class TarError extends LocatedError {}
 
 export interface TarReadOptions {
   /** Stop reading once this many members have been selected (saves decompressing the rest). */

@@ -20,21 +20,14 @@ import { closed, formatErrors, NonEmptyString, nonEmptyArray, PositiveInt } from
 import { BASELINE, EvalEvent, MethodResult } from './events';
 import type { Job, RunOptions } from './runner';
 import { LoadedPipeline, PipelineSpec, decodePipeline } from './spec';
+import { LocatedError } from '../common/errors';
 
 export const RUN_RECORD = 'run.json';
 export const RUN_RECORD_FORMAT = 'vitpeft-run/1';
 export const CHECKPOINT_FOLDER = 'checkpoints';
 
 /** A run folder that cannot be resumed as asked, and why. */
-export class ResumeError extends Error {
-  constructor(
-    readonly path: string,
-    readonly detail: string,
-  ) {
-    super(`${path}: ${detail}`);
-    this.name = 'ResumeError';
-  }
-}
+export class ResumeError extends LocatedError {}
 
 /** The options that choose a run's jobs; a resumed run takes them from the record. */
 export type RecordedOptions = Pick<RunOptions, 'only' | 'shard' | 'seeds' | 'saveModels'>;

@@ -11,6 +11,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { LocatedError } from '../../common/errors';
 
 export interface DownloadFile {
   /** File name in the entry's folder. */
@@ -93,15 +94,7 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(os.homedir(), '.cache', 'vitpeft');
 }
 
-export class DownloadError extends Error {
-  constructor(
-    readonly target: string,
-    readonly detail: string,
-  ) {
-    super(`${target}: ${detail}`);
-    this.name = 'DownloadError';
-  }
-}
+export class DownloadError extends LocatedError {}
 
 export interface DownloadOptions {
   /** Give up when no response headers (or no body bytes) arrive for this long (default 30 s). */

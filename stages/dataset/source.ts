@@ -1,6 +1,8 @@
 // What every dataset source offers: random access to labelled uint8 images. Sources hand out their
 // native channels (1 for MNIST-like data, 3 for colour); the batch writer turns grey into RGB.
 
+import { LocatedError } from '../../common/errors';
+
 /** One image, row-major HWC uint8 (a view into the source's memory where it can be). */
 export interface Sample {
   readonly pixels: Uint8Array;
@@ -31,15 +33,7 @@ export interface DatasetSource {
 }
 
 /** Every problem with dataset input, naming the file or folder it is about. */
-export class DatasetError extends Error {
-  constructor(
-    readonly path: string,
-    readonly detail: string,
-  ) {
-    super(`${path}: ${detail}`);
-    this.name = 'DatasetError';
-  }
-}
+export class DatasetError extends LocatedError {}
 
 export function checkIndex(source: Pick<DatasetSource, 'size' | 'description'>, index: number): void {
   if (!Number.isInteger(index) || index < 0 || index >= source.size) {

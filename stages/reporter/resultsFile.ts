@@ -5,19 +5,12 @@ import * as fs from 'fs';
 import { BASELINE, MethodResult, MethodStatus } from '../../pipelines/events';
 import { readCsv } from './csvLog';
 import { RESULT_COLUMNS } from './stage';
+import { LocatedError } from '../../common/errors';
 
 export const METHOD_STATUSES: readonly MethodStatus[] = ['ok', 'diverged', 'failed', 'interrupted'];
 
 /** A results.csv that is missing or does not hold what vitpeft writes there. */
-export class ResultsFileError extends Error {
-  constructor(
-    readonly file: string,
-    readonly detail: string,
-  ) {
-    super(`${file}: ${detail}`);
-    this.name = 'ResultsFileError';
-  }
-}
+export class ResultsFileError extends LocatedError {}
 
 export interface ResultsFile {
   /** The run name of its rows (undefined for a file with a header only). */

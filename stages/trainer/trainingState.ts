@@ -9,21 +9,14 @@ import * as tf from '@tensorflow/tfjs';
 import { parseStrictJson } from '../../models/checkpoint/strictJson';
 import { LazyTensor, SafetensorsFile, writeSafetensorsStreaming } from '../../models/checkpoint/safetensors';
 import { TrainingSession } from './session';
+import { LocatedError } from '../../common/errors';
 
 export const TRAINING_STATE_FORMAT = 'vitpeft-training-state/1';
 const METADATA_KEY = 'vitpeft.training_state';
 const OPTIMIZER_PREFIX = 'optimizer/';
 
 /** A training-state file that cannot be used: unreadable, of another format, or not matching the session. */
-export class TrainingStateError extends Error {
-  constructor(
-    readonly file: string,
-    readonly detail: string,
-  ) {
-    super(`${file}: ${detail}`);
-    this.name = 'TrainingStateError';
-  }
-}
+export class TrainingStateError extends LocatedError {}
 
 export interface TrainingStateHeader {
   /** Steps completed when the state was written. */
