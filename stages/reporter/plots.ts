@@ -20,6 +20,19 @@ type VegaLiteSpec = Record<string, unknown>;
 
 const FONT = 'Helvetica, Arial, sans-serif';
 
+/** A 520-wide layered Vega-Lite chart over `points`, in the plots' font. */
+function layeredChart(title: string, height: number, points: readonly object[], layers: VegaLiteSpec[]): VegaLiteSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: { text: title, font: FONT },
+    width: 520,
+    height,
+    data: { values: points.map((p) => ({ ...p })) },
+    layer: layers,
+    config: { font: FONT, axis: { labelFont: FONT, titleFont: FONT }, legend: { labelFont: FONT, titleFont: FONT } },
+  };
+}
+
 export function tradeoffSpec(points: readonly TradeoffPoint[], baselineRetention: number | undefined, title: string): VegaLiteSpec {
   const layers: VegaLiteSpec[] = [
     {
@@ -50,15 +63,7 @@ export function tradeoffSpec(points: readonly TradeoffPoint[], baselineRetention
       ],
     });
   }
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: { text: title, font: FONT },
-    width: 520,
-    height: 380,
-    data: { values: points.map((p) => ({ ...p })) },
-    layer: layers,
-    config: { font: FONT, axis: { labelFont: FONT, titleFont: FONT }, legend: { labelFont: FONT, titleFont: FONT } },
-  };
+  return layeredChart(title, 380, points, layers);
 }
 
 export function forgettingSpec(points: readonly CurvePoint[], baselineRetention: number | undefined, title: string): VegaLiteSpec {
@@ -79,15 +84,7 @@ export function forgettingSpec(points: readonly CurvePoint[], baselineRetention:
       encoding: { y: { field: 'baseline', type: 'quantitative' } },
     });
   }
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: { text: title, font: FONT },
-    width: 520,
-    height: 320,
-    data: { values: points.map((p) => ({ ...p })) },
-    layer: layers,
-    config: { font: FONT, axis: { labelFont: FONT, titleFont: FONT }, legend: { labelFont: FONT, titleFont: FONT } },
-  };
+  return layeredChart(title, 320, points, layers);
 }
 
 /** Compiles Vega-Lite and renders SVG headlessly (vega and vega-lite are ES modules: loaded with import()). */
