@@ -3,12 +3,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { MethodResult } from '../../pipelines/events';
 import { resultsCsv } from '../../stages/reporter/stage';
-import { chooseLearningRates } from '../../scripts/chooseLearningRates';
+import { CLOSE_CALL_POINTS, chooseLearningRates, followUpCommand } from '../../scripts/chooseLearningRates';
 import { END, START, updateReadme } from '../../scripts/updateReadme';
 import { tempFolder } from '../helpers/datasetFixtures';
 
-function result(method: string, newTaskAccuracy: number | undefined, status: MethodResult['status'] = 'ok', retentionAccuracy = 90): MethodResult {
-  return { method, seed: 0, trainableParams: 10, steps: 5, status, newTaskAccuracy, retentionAccuracy, meanAccuracy: newTaskAccuracy === undefined ? undefined : (newTaskAccuracy + retentionAccuracy) / 2, seconds: 1 };
+function result(method: string, newTaskAccuracy: number | undefined, status: MethodResult['status'] = 'ok', retentionAccuracy = 90, seed = 0): MethodResult {
+  return { method, seed, trainableParams: 10, steps: 5, status, newTaskAccuracy, retentionAccuracy, meanAccuracy: newTaskAccuracy === undefined ? undefined : (newTaskAccuracy + retentionAccuracy) / 2, seconds: 1 };
 }
 
 function runFolder(results: MethodResult[], spec = { resolved: { knn: { headline: 10 } } }): string {
@@ -28,6 +28,34 @@ describe('scripts', () => {
       ['lora-r4', 0.01, 70],
     ]);
     expect(choices[0].scores.map((s) => s.status)).to.deep.equal(['ok', 'ok', 'diverged']);
+  });
+
+  it('chooseLearningRates: averages seeds (a seed repeated in a later folder counts once), skips a rate where a seed failed, and names close calls with their follow-up run', () => {
+    const sweep = runFolder([
+      result('full@lr0.01', 80), result('full@lr0.1', 82), result('full@lr1', 60),
+      result('lora-r4@lr0.01', 70), result('lora-r4@lr0.1', 90),
+    ]);
+    const seeds = runFolder([
+      // seed 0 again with another score: the sweep's (first folder) counts
+      result('full@lr0.01', 10, 'ok', 90, 0), result('full@lr0.01', 84, 'ok', 90, 1), result('full@lr0.01', 82, 'ok', 90, 2),
+      result('full@lr0.1', 83, 'ok', 90, 0), result('full@lr0.1', 70, 'ok', 90, 1), result('full@lr0.1', undefined, 'diverged', 90, 2),
+    ]);
+    const before = chooseLearningRates([sweep]);
+    expect(before.map((c) => [c.method, c.lr, c.closeCall?.lr])).to.deep.equal([
+      ['full', 0.1, 0.01], // 82 vs 80: within CLOSE_CALL_POINTS on one seed
+      ['lora-r4', 0.1, undefined], // 90 vs 70: clear
+    ]);
+    expect(82 - 80).to.be.at.most(CLOSE_CALL_POINTS);
+    expect(followUpCommand(before, 'pipelines/sweep.json', 'out/sweep-seeds')).to.equal(
+      'node bin/vitpeft.js run pipelines/sweep.json --only full@lr0.1,full@lr0.01 --seeds 3 --no-save-models --no-plots --out out/sweep-seeds',
+    );
+    const after = chooseLearningRates([sweep, seeds]);
+    const full = after.find((c) => c.method === 'full')!;
+    expect(full.lr).to.equal(0.01);
+    expect(full.accuracy).to.be.closeTo((80 + 84 + 82) / 3, 1e-9);
+    expect(full.scores.map((s) => [s.lr, s.seeds, s.status])).to.deep.equal([[0.01, 3, 'ok'], [0.1, 3, 'diverged'], [1, 1, 'ok']]);
+    expect(full.closeCall).to.equal(undefined); // the runner-up (lr 1, 60) is far behind
+    expect(followUpCommand(after.filter((c) => c.method === 'full'), 'p.json', 'o')).to.equal(undefined);
   });
 
   it('updateReadme: replaces only the text between the markers with the run table and plot links', () => {
