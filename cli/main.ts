@@ -2,7 +2,7 @@
 
 import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
-import { BACKEND_CHOICES, BackendChoice, BackendInfo, THREADS_ENV, initBackend, isBackendChoice } from '../di/backend';
+import { BACKEND_CHOICES, THREADS_ENV, isBackendChoice } from '../di/backend';
 import { dataCommand } from './commands/data';
 import { embedCommand } from './commands/embed';
 import { inspectCommand } from './commands/inspect';
@@ -12,27 +12,6 @@ import { paramsCommand } from './commands/params';
 import { pretrainCommand } from './commands/pretrain';
 import { EXIT, UsageError, reportError } from './errors';
 import { parseInteger } from './options';
-
-export interface GlobalOptions {
-  backend: BackendChoice;
-  threads?: number;
-  verbose: boolean;
-}
-
-/** Starts the backend the user chose and says which one runs (on stderr, keeping stdout for data). */
-export async function startBackend(command: Command): Promise<BackendInfo> {
-  const { backend, threads } = command.optsWithGlobals<GlobalOptions>();
-  let info: BackendInfo;
-  try {
-    info = await initBackend(backend, { threads });
-  } catch (error) {
-    // A bad VITPEFT_THREADS is the user's input too.
-    if ((error as Error).message.startsWith(THREADS_ENV)) throw new UsageError((error as Error).message);
-    throw error;
-  }
-  process.stderr.write(`vitpeft: backend ${info.description}\n`);
-  return info;
-}
 
 export function buildProgram(): Command {
   const program = new Command('vitpeft')

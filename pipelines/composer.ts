@@ -11,8 +11,9 @@ import { DualEvaluator, EvaluatorStage } from '../stages/evaluator/stage';
 import { DefaultReporter, ReporterOptions, ReporterStage } from '../stages/reporter/stage';
 import { DefaultSurgeryStage, SurgeryStage } from '../stages/surgery/stage';
 import { DefaultTrainerStage, TrainerStage } from '../stages/trainer/stage';
-import { PipelineEvent } from './events';
-import { RunOptions, Stages, runPipeline } from './runner';
+import { PipelineEvent } from '../common/events';
+import type { RunOptions } from './job';
+import { Stages, runPipeline } from './runner';
 import { LoadedPipeline } from './spec';
 
 export interface StageOverrides {

@@ -17,8 +17,8 @@ import type { EvaluationResult } from '../stages/evaluator/stage';
 import { readResultsFile } from '../stages/reporter/resultsFile';
 import { TrainingStateFile } from '../stages/trainer/trainingState';
 import { closed, formatErrors, NonEmptyString, nonEmptyArray, PositiveInt } from './codecs';
-import { BASELINE, EvalEvent, MethodResult } from './events';
-import type { Job, RunOptions } from './runner';
+import { BASELINE, EvalEvent, MethodResult } from '../common/events';
+import type { Job, RunOptions } from './job';
 import { LoadedPipeline, PipelineSpec, decodePipeline } from './spec';
 import { LocatedError } from '../common/errors';
 

@@ -24,12 +24,13 @@ import type { EvaluationData, EvaluationResult, EvaluatorStage } from '../stages
 import type { ReporterStage } from '../stages/reporter/stage';
 import { saveAdapters } from '../stages/surgery/loraFile';
 import type { SurgeryStage } from '../stages/surgery/stage';
-import { DivergedError, TrainSettings, TrainingSession } from '../stages/trainer/session';
+import { DivergedError, TrainingSession } from '../stages/trainer/session';
 import { TrainingStateFile, saveTrainingState } from '../stages/trainer/trainingState';
 import type { TrainedStep, TrainerStage } from '../stages/trainer/stage';
-import { BASELINE, EvalEvent, MethodResult, PipelineEvent, StepEvent } from './events';
+import { BASELINE, EvalEvent, MethodResult, PipelineEvent, StepEvent } from '../common/events';
 import { CHECKPOINT_FOLDER, JobProgress, ResumeState, checkpointPath, jobFingerprint, jobKey, openJobCheckpoint, prepareResume, writeRunRecord } from './resume';
-import { LoadedPipeline, MethodEntry, PipelineSpec, defaultCheckpointEvery, methodName, resolveTrain } from './spec';
+import { Job, RunOptions, planJobs } from './job';
+import { LoadedPipeline } from './spec';
 
 export interface Stages {
   readonly dataset: DatasetStage;
@@ -37,33 +38,6 @@ export interface Stages {
   readonly trainer: TrainerStage;
   readonly evaluator: EvaluatorStage;
   readonly reporter: ReporterStage;
-}
-
-export interface RunOptions {
-  /** The run's folder (out/<name>). */
-  readonly outDir: string;
-  /** Which backend runs, for the record. */
-  readonly backend?: string;
-  /** Run only these methods (by name). */
-  readonly only?: readonly string[];
-  /** Run every count-th job starting at index (1-based): shard i/n. */
-  readonly shard?: { readonly index: number; readonly count: number };
-  /** Seeds per method (overrides the file's `seeds`). */
-  readonly seeds?: number;
-  /** Save trained adapters (LoRA) or full checkpoints (other methods) into the run folder (default true). */
-  readonly saveModels?: boolean;
-  /**
-   * Continue the run in outDir (its run.json must describe the same pipeline and options):
-   * finished jobs are restored from results.csv, an interrupted one continues from its checkpoint.
-   */
-  readonly resume?: boolean;
-  /** Read after every step and before every job: once requested, the run checkpoints and ends early. */
-  readonly stop?: StopSignal;
-}
-
-/** A stop request, set by a signal handler (the CLI's SIGINT/SIGTERM) or by code. */
-export interface StopSignal {
-  readonly requested: boolean;
 }
 
 /** A job ended by a stop request after `step` completed steps (its checkpoint is written). */
@@ -76,13 +50,6 @@ class JobInterrupted extends Error {
 
 export const DEFAULT_KNN = { k: [10, 20, 100, 200], temperature: 0.07, headline: 20 } as const;
 
-export interface Job {
-  readonly entry: MethodEntry;
-  readonly method: string;
-  readonly seed: number;
-  readonly settings: TrainSettings & { readonly checkpointEvery: number };
-}
-
 /**
  * A checkpoint path from a pipeline file: `cache:NAME/FILE` is in the download cache (where
  * `vitpeft data fetch` puts it, e.g. cache:dino-vitb16/model.safetensors), `~/` is the home
@@ -91,28 +58,6 @@ export interface Job {
 export function resolveCheckpointPath(given: string, baseDir: string): string {
   if (given.startsWith('cache:')) return path.join(defaultCacheDir(), given.slice('cache:'.length));
   return resolveDataPath(given, baseDir);
-}
-
-/** The method x seed jobs a run will do, after --only and --shard. */
-export function planJobs(spec: PipelineSpec, options: Pick<RunOptions, 'only' | 'shard' | 'seeds'>): Job[] {
-  const names = spec.methods.map(methodName);
-  for (const wanted of options.only ?? []) {
-    if (!names.includes(wanted)) throw new Error(`--only: no method named '${wanted}' in the pipeline (methods: ${names.join(', ')})`);
-  }
-  const seeds = options.seeds ?? spec.seeds ?? 1;
-  const jobs: Job[] = [];
-  spec.methods.forEach((entry, index) => {
-    if (options.only && !options.only.includes(names[index])) return;
-    const resolved = resolveTrain(spec.train, entry.train);
-    const train = { ...resolved, checkpointEvery: entry.train?.checkpointEvery ?? spec.train.checkpointEvery ?? defaultCheckpointEvery(spec, resolved.steps) };
-    for (let s = 0; s < seeds; s++) {
-      const seed = train.seed + s;
-      jobs.push({ entry, method: names[index], seed, settings: { ...train, seed } });
-    }
-  });
-  if (!options.shard) return jobs;
-  const { index, count } = options.shard;
-  return jobs.filter((_, i) => i % count === index - 1);
 }
 
 /** Named transform at the pipeline's size, with the pipeline's mean/std where given. */

@@ -12,7 +12,7 @@ import { IMAGENET_MEAN, IMAGENET_STD } from '../../stages/dataset/normalize';
 import { DatasetSource } from '../../stages/dataset/source';
 import { Transform, namedTransform } from '../../stages/dataset/transforms';
 import { UsageError } from '../errors';
-import { startBackend } from '../main';
+import { startBackend } from '../startBackend';
 import { parseInteger, parseNumberList } from '../options';
 
 export { readImageFile } from '../../stages/dataset/safetensorsSource';

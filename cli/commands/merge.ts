@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic } from '../../common/atomicWrite';
-import { MethodResult } from '../../pipelines/events';
+import { MethodResult } from '../../common/events';
 import { ResultsFileError, readResultsFile } from '../../stages/reporter/resultsFile';
 import { resultsCsv } from '../../stages/reporter/stage';
 import { formatTable, summarize } from '../../stages/reporter/table';

@@ -8,7 +8,7 @@ import { VIT_PRESETS, isPresetName, presetConfig } from '../../models/vit/config
 import { VisionTransformer } from '../../models/vit/visionTransformer';
 import { PAPER_CONFIGURATIONS, ParameterCountRow, countConfigurations, isPaperSetting, zeroModel } from '../../stages/surgery';
 import { UsageError } from '../errors';
-import { startBackend } from '../main';
+import { startBackend } from '../startBackend';
 import { parseInteger } from '../options';
 
 interface ParamsOptions {

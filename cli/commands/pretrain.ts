@@ -7,7 +7,7 @@ import { pipeline } from '../../pipelines/composer';
 import { PRETRAIN_DIGITS } from '../../pipelines/builtin';
 import { pretrain } from '../../pipelines/pretrain';
 import { loadPretrainFile } from '../../pipelines/pretrainSpec';
-import { startBackend } from '../main';
+import { startBackend } from '../startBackend';
 
 export function pretrainCommand(): Command {
   return new Command('pretrain')

@@ -10,14 +10,14 @@ import * as path from 'path';
 import { lastValueFrom } from 'rxjs';
 import { TOKENS } from '../../di/tokens';
 import { pipeline } from '../../pipelines/composer';
-import type { PipelineEvent } from '../../pipelines/events';
+import type { PipelineEvent } from '../../common/events';
 import { CHECKPOINT_FOLDER, jsonDifferences, readRunRecord, recordedSpec } from '../../pipelines/resume';
-import type { RunOptions } from '../../pipelines/runner';
+import type { RunOptions } from '../../pipelines/job';
 import type { ReporterOptions } from '../../stages/reporter/stage';
 import { DEFAULT_PIPELINE } from '../../pipelines/builtin';
 import { LoadedPipeline, loadPipelineFile } from '../../pipelines/spec';
 import { EXIT, InterruptedError, UsageError } from '../errors';
-import { startBackend } from '../main';
+import { startBackend } from '../startBackend';
 import { parseInteger } from '../options';
 
 interface RunCommandOptions {

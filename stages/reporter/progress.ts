@@ -1,7 +1,7 @@
 // Progress on stderr: on a terminal one line redrawn in place (method, a bar, loss, images/s,
 // ETA); otherwise plain lines at evaluations, method ends and every tenth of a method's steps.
 
-import { EvalEvent, MethodResult, MethodStartEvent, StepEvent } from '../../pipelines/events';
+import { EvalEvent, MethodResult, MethodStartEvent, StepEvent } from '../../common/events';
 
 function duration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '?';

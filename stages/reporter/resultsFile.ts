@@ -2,7 +2,7 @@
 // every column checked, numbers parsed, unknown statuses refused.
 
 import * as fs from 'fs';
-import { BASELINE, MethodResult, MethodStatus } from '../../pipelines/events';
+import { BASELINE, MethodResult, MethodStatus } from '../../common/events';
 import { readCsv } from './csvLog';
 import { RESULT_COLUMNS } from './stage';
 import { LocatedError } from '../../common/errors';

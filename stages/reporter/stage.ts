@@ -15,7 +15,7 @@ import { MonoTypeOperatorFunction, Observable, concatMap, defer, finalize, of } 
 import { inject, injectable } from 'tsyringe';
 import { writeFileAtomic } from '../../common/atomicWrite';
 import { TOKENS } from '../../di/tokens';
-import { BASELINE, EvalEvent, MethodResult, PipelineEvent, RunEndEvent, RunStartEvent, StepEvent } from '../../pipelines/events';
+import { BASELINE, EvalEvent, MethodResult, PipelineEvent, RunEndEvent, RunStartEvent, StepEvent } from '../../common/events';
 import { CsvLog, CsvValue } from './csvLog';
 import { CurvePoint, forgettingSpec, renderSvg, tradeoffSpec } from './plots';
 import { Progress } from './progress';

@@ -1,7 +1,7 @@
 // The paper-style table: one row per method (pretrained baseline first) with trainable
 // parameters, new-task accuracy, retention and their mean; with several seeds, mean ± std.
 
-import { BASELINE, MethodResult } from '../../pipelines/events';
+import { BASELINE, MethodResult } from '../../common/events';
 
 export interface SummaryRow {
   readonly method: string;

@@ -6,7 +6,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { container } from 'tsyringe';
 import { TOKENS } from '../../di/tokens';
 import { pipeline } from '../../pipelines/composer';
-import { BASELINE, PipelineEvent } from '../../pipelines/events';
+import { BASELINE, PipelineEvent } from '../../common/events';
 import { loadPipelineFile } from '../../pipelines/spec';
 import { readCsv } from '../../stages/reporter/csvLog';
 import { RESULT_COLUMNS, ReporterOptions } from '../../stages/reporter/stage';

@@ -12,7 +12,7 @@ import { lastValueFrom, tap, toArray } from 'rxjs';
 import { TOKENS } from '../../di/tokens';
 import { SafetensorsError } from '../../models/checkpoint/safetensors';
 import { pipeline } from '../../pipelines/composer';
-import { PipelineEvent, RunEndEvent } from '../../pipelines/events';
+import { PipelineEvent, RunEndEvent } from '../../common/events';
 import { ResumeError, readRunRecord, writeRunRecord } from '../../pipelines/resume';
 import { LoadedPipeline, decodePipeline, loadPipelineFile } from '../../pipelines/spec';
 import { readCsv } from '../../stages/reporter/csvLog';

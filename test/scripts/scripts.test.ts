@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
-import { MethodResult } from '../../pipelines/events';
+import { MethodResult } from '../../common/events';
 import { resultsCsv } from '../../stages/reporter/stage';
 import { CLOSE_CALL_POINTS, chooseLearningRates, followUpCommand } from '../../scripts/chooseLearningRates';
 import { END, START, updateReadme } from '../../scripts/updateReadme';
