@@ -15,6 +15,7 @@ export * from './stages/reporter/stage';
 export * from './common/events';
 export * from './pipelines/spec';
 export * from './pipelines/runner';
+export { DEFAULT_KNN, resolveCheckpointPath, transformFor } from './pipelines/prepare';
 export * from './pipelines/job';
 export * from './common/stopSignal';
 export * from './pipelines/composer';

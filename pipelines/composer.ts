@@ -13,7 +13,8 @@ import { DefaultSurgeryStage, SurgeryStage } from '../stages/surgery/stage';
 import { DefaultTrainerStage, TrainerStage } from '../stages/trainer/stage';
 import { PipelineEvent } from '../common/events';
 import type { RunOptions } from './job';
-import { Stages, runPipeline } from './runner';
+import type { Stages } from './job';
+import { runPipeline } from './runner';
 import { LoadedPipeline } from './spec';
 
 export interface StageOverrides {

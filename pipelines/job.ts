@@ -1,9 +1,23 @@
-// The vocabulary of a run's jobs, shared by the runner, the job loop and resume: what a run is
-// asked to do (RunOptions) and the method x seed jobs it plans from a pipeline (planJobs).
+// The vocabulary of a run's jobs, shared by the runner, the jobs and resume: the stages a run
+// uses, what a run is asked to do (RunOptions) and the method x seed jobs it plans (planJobs).
 
 import type { StopSignal } from '../common/stopSignal';
+import type { DatasetStage } from '../stages/dataset/stage';
+import type { EvaluatorStage } from '../stages/evaluator/stage';
+import type { ReporterStage } from '../stages/reporter/stage';
+import type { SurgeryStage } from '../stages/surgery/stage';
+import type { TrainerStage } from '../stages/trainer/stage';
 import type { TrainSettings } from '../stages/trainer/session';
 import { MethodEntry, PipelineSpec, defaultCheckpointEvery, methodName, resolveTrain } from './spec';
+
+/** The stages a run composes (pipelines/composer resolves them through DI). */
+export interface Stages {
+  readonly dataset: DatasetStage;
+  readonly surgery: SurgeryStage;
+  readonly trainer: TrainerStage;
+  readonly evaluator: EvaluatorStage;
+  readonly reporter: ReporterStage;
+}
 
 export interface RunOptions {
   /** The run's folder (out/<name>). */

@@ -1,31 +1,187 @@
 // Pretraining a ViT from a seeded random init on one labelled dataset (supervised, with a head),
-// evaluating its test accuracy, and writing a timm-layout checkpoint with its architecture and
-// provenance in the metadata. Uses the same dataset, trainer and evaluator stages as fine-tuning.
+// through the same job loop as fine-tuning: test accuracy on the file's schedule (evals.csv),
+// every step in metrics.csv, training-state checkpoints, a stop request honoured at the next
+// step with a checkpoint, and resume. The result is a timm-layout checkpoint with the
+// architecture and provenance in its metadata; a resumed pretraining writes the same file, byte
+// for byte, as an uninterrupted one.
+//
+// The folder (out/pretrain-<name>): pretrain.json (what --resume needs), metrics.csv, evals.csv,
+// checkpoints/pretrain.safetensors while unfinished.
 
+import { createHash } from 'crypto';
+import * as fs from 'fs';
 import * as path from 'path';
-import { EMPTY, concatMap, from, lastValueFrom, map, tap } from 'rxjs';
+import { Observable, defer, from, lastValueFrom, map, of, tap } from 'rxjs';
+import { writeFileAtomic } from '../common/atomicWrite';
+import type { CheckpointEvent, EvalEvent, StepEvent } from '../common/events';
+import type { StopSignal } from '../common/stopSignal';
+import { parseStrictJson } from '../models/checkpoint/strictJson';
 import { saveVit } from '../models/checkpoint/vitCheckpoint';
 import { VisionTransformer } from '../models/vit/visionTransformer';
 import { EvaluationData } from '../stages/evaluator/stage';
-import { CsvLog, CsvValue } from '../stages/reporter/csvLog';
-import { Stages, transformFor } from './runner';
-import { PretrainSpec } from './pretrainSpec';
+import { CsvLog } from '../stages/reporter/csvLog';
+import { TrainingStateFile } from '../stages/trainer/trainingState';
+import type { Stages } from './job';
+import { LoopJob, runJobLoop } from './loop/jobLoop';
+import { trainingStateCheckpoint } from './loop/checkpoint';
+import { evaluationSchedule } from './loop/schedule';
+import { transformFor } from './prepare';
+import { PretrainSpec, decodePretrain } from './pretrainSpec';
+import { CHECKPOINT_FOLDER, ResumeError, canonicalJson, trimCsv } from './resume';
 import { resolveTrain } from './spec';
 
+export type PretrainStatus = 'ok' | 'interrupted' | 'diverged';
+
+export interface PretrainEndEvent {
+  readonly kind: 'pretrain-end';
+  readonly status: PretrainStatus;
+  readonly step: number;
+  readonly note?: string;
+}
+
+export type PretrainEvent = StepEvent | EvalEvent | CheckpointEvent | PretrainEndEvent;
+
 export interface PretrainResult {
+  readonly status: PretrainStatus;
+  /** The checkpoint written (status ok). */
   readonly output: string;
   readonly testAccuracy: number;
   readonly parameters: number;
+  readonly steps: number;
+  readonly seconds: number;
+  readonly note?: string;
+}
+
+export interface PretrainOptions {
+  /** The pretraining's folder (out/pretrain-<name>). */
+  readonly outDir: string;
+  readonly log: (line: string) => void;
+  /** Read after every step: once requested, the pretraining checkpoints and ends 'interrupted'. */
+  readonly stop?: StopSignal;
+  /** Continue from the folder's checkpoint (its pretrain.json must hold the same spec). */
+  readonly resume?: boolean;
+}
+
+export interface LoadedPretrain {
+  readonly spec: PretrainSpec;
+  readonly file: string;
+  readonly baseDir: string;
+}
+
+export const PRETRAIN_RECORD = 'pretrain.json';
+export const PRETRAIN_RECORD_FORMAT = 'vitpeft-pretrain/1';
+const CHECKPOINT_FILE = 'pretrain.safetensors';
+const METRIC_COLUMNS = ['run', 'step', 'epoch', 'loss', 'lr', 'images_per_second'] as const;
+const EVAL_COLUMNS = ['run', 'step', 'test_accuracy', 'seconds'] as const;
+
+/** What a pretraining checkpoint records beside the training state. */
+interface PretrainProgress {
+  readonly fingerprint: string;
+  readonly testAccuracy?: number;
   readonly seconds: number;
 }
 
-export async function pretrain(
-  stages: Pick<Stages, 'dataset' | 'trainer' | 'evaluator'>,
-  loaded: { spec: PretrainSpec; file: string; baseDir: string },
-  options: { outDir: string; log: (line: string) => void },
-): Promise<PretrainResult> {
-  const { spec, baseDir } = loaded;
+/** What the trained model depends on (the description, the output path and the checkpoint interval aside). */
+export function pretrainFingerprint(spec: PretrainSpec): string {
+  const { description: _description, output: _output, train, ...rest } = spec;
+  const { checkpointEvery: _interval, ...settings } = train;
+  return createHash('sha256').update(canonicalJson({ ...rest, train: settings })).digest('hex').slice(0, 16);
+}
+
+function parseProgress(file: string, extra: unknown): PretrainProgress {
+  const value = extra as Partial<Record<keyof PretrainProgress, unknown>> | null;
+  const ok =
+    typeof value === 'object' && value !== null && typeof value.fingerprint === 'string' && typeof value.seconds === 'number' && (value.testAccuracy === undefined || typeof value.testAccuracy === 'number');
+  if (!ok) throw new ResumeError(file, 'its pretraining progress record is damaged (expected {fingerprint, seconds, testAccuracy?})');
+  return value as PretrainProgress;
+}
+
+/** Opens the folder's checkpoint for this spec (none: from the start) and trims the CSVs back to its step. */
+function openCheckpoint(outDir: string, spec: PretrainSpec): { state: TrainingStateFile; progress: PretrainProgress } | undefined {
+  const file = path.join(outDir, CHECKPOINT_FOLDER, CHECKPOINT_FILE);
+  const state = fs.existsSync(file) ? TrainingStateFile.open(file) : undefined;
+  try {
+    const progress = state ? parseProgress(file, state.header.extra) : undefined;
+    if (progress && progress.fingerprint !== pretrainFingerprint(spec)) {
+      throw new ResumeError(file, `was written for other settings (fingerprint ${progress.fingerprint}, the spec gives ${pretrainFingerprint(spec)}); delete it to pretrain from the start`);
+    }
+    const kept = state?.header.step ?? 0;
+    for (const name of ['metrics.csv', 'evals.csv']) trimCsv(path.join(outDir, name), (row) => Number(row.step) <= kept, []);
+    return state && progress ? { state, progress } : undefined;
+  } catch (error) {
+    state?.close();
+    throw error;
+  }
+}
+
+/** The pretraining as a LoopJob: a supervised objective on a freshly initialised ViT. */
+function supervisedPretrainJob(stages: Pick<Stages, 'dataset' | 'trainer' | 'evaluator'>, loaded: LoadedPretrain, data: PretrainData, options: PretrainOptions, result: { testAccuracy: number }): LoopJob<PretrainEvent> {
+  const { spec } = loaded;
   const started = Date.now();
+  const settings = resolveTrain(spec.train);
+  const { opened } = data;
+  const fromStep = opened?.state.header.step ?? 0;
+  const seconds = () => (opened?.progress.seconds ?? 0) + (Date.now() - started) / 1000;
+  if (opened?.progress.testAccuracy !== undefined) result.testAccuracy = opened.progress.testAccuracy;
+  const model = data.model;
+  const named = model.namedParameters();
+  const every = spec.evaluate?.every ?? 0;
+  const end = (status: PretrainStatus, step: number, note?: string): PretrainEndEvent => ({ kind: 'pretrain-end', status, step, note });
+  return {
+    steps: settings.steps,
+    opening: of<PretrainEvent>(),
+    train: (hooks) => {
+      const batches = stages.dataset.batches(data.train, { batchSize: settings.batchSize, seed: settings.seed, epochs: Infinity, dropLast: true, transform: data.trainTransform, startStep: fromStep });
+      const trainable = named.map(([, variable]) => variable);
+      return stages.trainer.train({ model, trainable, firstTrainableBlock: 0, numClasses: data.numClasses, settings }, batches, hooks);
+    },
+    stepEvent: (trained) => ({ kind: 'step', method: spec.name, seed: settings.seed, step: trained.step, steps: settings.steps, epoch: trained.epoch, loss: trained.loss, lr: trained.lr, imagesPerSecond: trained.imagesPerSecond }),
+    followUps: [
+      {
+        due: evaluationSchedule(every, settings.steps),
+        run: (trained) =>
+          from(stages.evaluator.evaluate(model, data.evaluation, { newTask: true, retention: false, unplugged: false })).pipe(
+            map((evaluated): EvalEvent => {
+              result.testAccuracy = evaluated.newTaskAccuracy ?? NaN;
+              return { kind: 'eval', method: spec.name, seed: settings.seed, step: trained.step, ...evaluated };
+            }),
+          ),
+      },
+    ],
+    checkpoint: trainingStateCheckpoint<PretrainEvent>({
+      file: path.join(options.outDir, CHECKPOINT_FOLDER, CHECKPOINT_FILE),
+      every: spec.train.checkpointEvery ?? (every > 0 ? every : Math.max(1, Math.ceil(settings.steps / 10))),
+      opened: opened?.state,
+      names: named.map(([name]) => name),
+      progress: (): PretrainProgress => ({ fingerprint: pretrainFingerprint(spec), testAccuracy: Number.isNaN(result.testAccuracy) ? undefined : result.testAccuracy, seconds: seconds() }),
+      event: (step, file) => ({ kind: 'checkpoint', method: spec.name, seed: settings.seed, step, file }),
+    }),
+    stop: options.stop,
+    finish: (): Observable<PretrainEvent> =>
+      defer(async () => {
+        const provenance = { name: spec.name, train: spec.data.train, test: spec.data.test, steps: settings.steps, seed: settings.seed, test_accuracy: Number(result.testAccuracy.toFixed(4)) };
+        await saveVit(model, data.output, { 'vitpeft.pretrain': JSON.stringify(provenance) });
+        return end('ok', settings.steps);
+      }),
+    interrupted: (step) => end('interrupted', step, `interrupted after step ${step} of ${settings.steps}; continue with: vitpeft pretrain --resume ${options.outDir}`),
+    diverged: (error) => end('diverged', error.step, error.message),
+    dispose: () => undefined,
+  };
+}
+
+interface PretrainData {
+  readonly model: VisionTransformer;
+  readonly train: Awaited<ReturnType<Stages['dataset']['open']>>;
+  readonly trainTransform: ReturnType<typeof transformFor>;
+  readonly evaluation: EvaluationData;
+  readonly numClasses: number;
+  readonly output: string;
+  /** The checkpoint a resume continues from (the job loop closes it). */
+  readonly opened?: { readonly state: TrainingStateFile; readonly progress: PretrainProgress };
+}
+
+async function preparePretrain(stages: Pick<Stages, 'dataset'>, loaded: LoadedPretrain, options: PretrainOptions): Promise<PretrainData> {
+  const { spec, baseDir } = loaded;
   const train = await stages.dataset.open(spec.data.train, { baseDir });
   const test = await stages.dataset.open(spec.data.test, { baseDir });
   const numClasses = Math.max(train.numClasses, test.numClasses);
@@ -41,52 +197,91 @@ export async function pretrain(
     knn: { k: [1], temperature: 0.07 },
     batchSize: spec.evaluate?.batchSize ?? Math.max(settings.batchSize, 64),
   };
-  const every = spec.evaluate?.every ?? 0;
-  const metrics = new CsvLog<Record<string, CsvValue>>(path.join(options.outDir, 'metrics.csv'), ['run', 'step', 'epoch', 'loss', 'lr', 'images_per_second', 'test_accuracy']);
-  let testAccuracy = NaN;
+  const trainTransform = transformFor(spec.preprocess.train ?? 'native', size, normalization);
   try {
-    options.log(`pretraining '${spec.name}': ${model.parameterCount().toLocaleString('en-US')} parameters on ${train.description} (${numClasses} classes), ${settings.steps} steps`);
-    const batches = stages.dataset.batches(train, {
-      batchSize: settings.batchSize,
-      seed: settings.seed,
-      epochs: Infinity,
-      dropLast: true,
-      transform: transformFor(spec.preprocess.train ?? 'native', size, normalization),
-    });
-    const trainable = model.namedParameters().map(([, variable]) => variable);
-    await lastValueFrom(
-      stages.trainer
-        .train({ model, trainable, firstTrainableBlock: 0, numClasses, settings }, batches, {
-          afterStep: (step) =>
-            step.step === settings.steps || (every > 0 && step.step % every === 0)
-              ? from(stages.evaluator.evaluate(model, evaluation, { newTask: true, retention: false, unplugged: false })).pipe(map((result) => result.newTaskAccuracy ?? NaN))
-              : EMPTY,
-        })
-        .pipe(
-          concatMap((event) => {
-            if (typeof event === 'number') {
-              testAccuracy = event;
-              options.log(`  test accuracy ${event.toFixed(2)}%`);
-              return EMPTY;
-            }
-            return from([event]);
-          }),
-          tap((step) => {
-            metrics.append({ run: spec.name, step: step.step, epoch: step.epoch, loss: step.loss, lr: step.lr, images_per_second: step.imagesPerSecond, test_accuracy: undefined });
-            if (step.step % Math.max(1, Math.floor(settings.steps / 20)) === 0) {
-              options.log(`  step ${step.step}/${settings.steps} loss ${step.loss.toFixed(4)} lr ${step.lr.toPrecision(3)} ${step.imagesPerSecond.toFixed(1)} img/s`);
-            }
-          }),
-        ),
-      { defaultValue: undefined },
-    );
-    const output = path.resolve(baseDir, spec.output);
-    await saveVit(model, output, {
-      'vitpeft.pretrain': JSON.stringify({ name: spec.name, train: spec.data.train, test: spec.data.test, steps: settings.steps, seed: settings.seed, test_accuracy: Number(testAccuracy.toFixed(4)) }),
-    });
-    return { output, testAccuracy, parameters: model.parameterCount(), seconds: (Date.now() - started) / 1000 };
-  } finally {
-    metrics.close();
+    // Before the CSVs are opened for appending: a resume trims them back to the checkpoint.
+    const opened = options.resume ? openCheckpoint(options.outDir, spec) : undefined;
+    return { model, train, trainTransform, evaluation, numClasses, output: path.resolve(baseDir, spec.output), opened };
+  } catch (error) {
     model.dispose();
+    throw error;
+  }
+}
+
+/** Reads a pretraining folder's pretrain.json: the spec goes through the same decoder as a file. */
+export function readPretrainRecord(outDir: string): LoadedPretrain {
+  const file = path.join(outDir, PRETRAIN_RECORD);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ResumeError(code === 'ENOENT' ? outDir : file, code === 'ENOENT' ? `no ${PRETRAIN_RECORD} here: not a pretraining folder; start it again without --resume` : `cannot read (${code})`);
+  }
+  let value: unknown;
+  try {
+    value = parseStrictJson(text);
+  } catch (error) {
+    throw new ResumeError(file, `not valid JSON (${(error as Error).message})`);
+  }
+  const record = value as { format?: unknown; spec?: unknown; file?: unknown; baseDir?: unknown } | null;
+  if (typeof record !== 'object' || record === null || record.format !== PRETRAIN_RECORD_FORMAT || typeof record.file !== 'string' || typeof record.baseDir !== 'string') {
+    throw new ResumeError(file, `not a vitpeft pretraining record (expected {format: '${PRETRAIN_RECORD_FORMAT}', spec, file, baseDir})`);
+  }
+  return { spec: decodePretrain(record.spec, `${file} (spec)`), file: record.file, baseDir: record.baseDir };
+}
+
+/** A fresh pretraining starts an empty folder with its record; a resumed one keeps what is there. */
+function startFolder(loaded: LoadedPretrain, options: PretrainOptions): void {
+  fs.mkdirSync(options.outDir, { recursive: true });
+  if (options.resume) return;
+  for (const name of ['metrics.csv', 'evals.csv', CHECKPOINT_FOLDER]) fs.rmSync(path.join(options.outDir, name), { recursive: true, force: true });
+  const record = { format: PRETRAIN_RECORD_FORMAT, spec: loaded.spec, file: loaded.file, baseDir: loaded.baseDir };
+  writeFileAtomic(path.join(options.outDir, PRETRAIN_RECORD), `${JSON.stringify(record, null, 2)}\n`);
+}
+
+export async function pretrain(stages: Pick<Stages, 'dataset' | 'trainer' | 'evaluator'>, loaded: LoadedPretrain, options: PretrainOptions): Promise<PretrainResult> {
+  const { spec } = loaded;
+  const started = Date.now();
+  startFolder(loaded, options);
+  const data = await preparePretrain(stages, loaded, options);
+  const result = { testAccuracy: NaN };
+  const steps = resolveTrain(spec.train).steps;
+  const logEvery = Math.max(1, Math.floor(steps / 20));
+  let metrics: CsvLog<Record<(typeof METRIC_COLUMNS)[number], string | number>> | undefined;
+  let evals: CsvLog<Record<(typeof EVAL_COLUMNS)[number], string | number>> | undefined;
+  try {
+    try {
+      metrics = new CsvLog(path.join(options.outDir, 'metrics.csv'), METRIC_COLUMNS);
+      evals = new CsvLog(path.join(options.outDir, 'evals.csv'), EVAL_COLUMNS);
+    } catch (error) {
+      data.opened?.state.close(); // the job loop, which would have closed it, never starts
+      throw error;
+    }
+    options.log(`pretraining '${spec.name}': ${data.model.parameterCount().toLocaleString('en-US')} parameters on ${data.train.description} (${data.numClasses} classes), ${steps} steps`);
+    const record = (event: PretrainEvent) => {
+      if (event.kind === 'step') {
+        metrics?.append({ run: spec.name, step: event.step, epoch: event.epoch, loss: event.loss, lr: event.lr, images_per_second: event.imagesPerSecond });
+        if (event.step % logEvery === 0) options.log(`  step ${event.step}/${steps} loss ${event.loss.toFixed(4)} lr ${event.lr.toPrecision(3)} ${event.imagesPerSecond.toFixed(1)} img/s`);
+      } else if (event.kind === 'eval') {
+        evals?.append({ run: spec.name, step: event.step, test_accuracy: event.newTaskAccuracy ?? NaN, seconds: event.seconds });
+        options.log(`  test accuracy ${(event.newTaskAccuracy ?? NaN).toFixed(2)}% at step ${event.step}`);
+      }
+    };
+    const last = await lastValueFrom(runJobLoop(() => supervisedPretrainJob(stages, loaded, data, options, result)).pipe(tap(record)), { defaultValue: undefined });
+    const end = last?.kind === 'pretrain-end' ? last : undefined;
+    return {
+      status: end?.status ?? 'ok',
+      output: data.output,
+      testAccuracy: result.testAccuracy,
+      parameters: data.model.parameterCount(),
+      steps: end?.step ?? steps,
+      seconds: (Date.now() - started) / 1000,
+      note: end?.note,
+    };
+  } finally {
+    metrics?.close();
+    evals?.close();
+    data.model.dispose();
   }
 }

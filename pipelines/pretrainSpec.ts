@@ -26,6 +26,18 @@ export const PretrainSpec = closed(
 
 export type PretrainSpec = t.TypeOf<typeof PretrainSpec>;
 
+/** Decodes and checks a pretraining spec; `where` names the file in errors. */
+export function decodePretrain(value: unknown, where: string): PretrainSpec {
+  const decoded = PretrainSpec.decode(value);
+  if (isLeft(decoded)) throw new PipelineSpecError(where, formatErrors(decoded.left));
+  const spec = decoded.right;
+  const problems: string[] = [];
+  if (spec.preprocess.size % spec.architecture.patchSize !== 0) problems.push(`preprocess.size: ${spec.preprocess.size} is not a multiple of architecture.patchSize ${spec.architecture.patchSize}`);
+  if (spec.architecture.width % spec.architecture.heads !== 0) problems.push(`architecture.heads: width ${spec.architecture.width} is not divisible by ${spec.architecture.heads} heads`);
+  if (problems.length > 0) throw new PipelineSpecError(where, problems);
+  return spec;
+}
+
 export function loadPretrainFile(file: string): { spec: PretrainSpec; file: string; baseDir: string } {
   let text: string;
   try {
@@ -33,12 +45,5 @@ export function loadPretrainFile(file: string): { spec: PretrainSpec; file: stri
   } catch (error) {
     throw new PipelineSpecError(file, [(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `cannot read (${String(error)})`]);
   }
-  const decoded = PretrainSpec.decode(parsePipelineText(text, file));
-  if (isLeft(decoded)) throw new PipelineSpecError(file, formatErrors(decoded.left));
-  const spec = decoded.right;
-  const problems: string[] = [];
-  if (spec.preprocess.size % spec.architecture.patchSize !== 0) problems.push(`preprocess.size: ${spec.preprocess.size} is not a multiple of architecture.patchSize ${spec.architecture.patchSize}`);
-  if (spec.architecture.width % spec.architecture.heads !== 0) problems.push(`architecture.heads: width ${spec.architecture.width} is not divisible by ${spec.architecture.heads} heads`);
-  if (problems.length > 0) throw new PipelineSpecError(file, problems);
-  return { spec, file, baseDir: path.dirname(path.resolve(file)) };
+  return { spec: decodePretrain(parsePipelineText(text, file), file), file, baseDir: path.dirname(path.resolve(file)) };
 }

@@ -95,7 +95,7 @@ export function readRunRecord(outDir: string): RunRecord {
 }
 
 /** JSON with object keys sorted, so equal values give equal text. */
-function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (typeof value === 'object' && value !== null) {
     const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
@@ -289,7 +289,7 @@ function readRows(file: string): Record<string, string>[] {
 }
 
 /** Keeps the rows `keep` accepts (their text unchanged); an incomplete last line is dropped. Returns the kept rows. */
-function trimCsv(file: string, keep: (row: Record<string, string>) => boolean, notes: string[]): Record<string, string>[] {
+export function trimCsv(file: string, keep: (row: Record<string, string>) => boolean, notes: string[]): Record<string, string>[] {
   if (!fs.existsSync(file)) return [];
   let text = fs.readFileSync(file, 'utf8');
   let changed = false;

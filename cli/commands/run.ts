@@ -16,7 +16,8 @@ import type { RunOptions } from '../../pipelines/job';
 import type { ReporterOptions } from '../../stages/reporter/stage';
 import { DEFAULT_PIPELINE } from '../../pipelines/builtin';
 import { LoadedPipeline, loadPipelineFile } from '../../pipelines/spec';
-import { EXIT, InterruptedError, UsageError } from '../errors';
+import { InterruptedError, UsageError } from '../errors';
+import { withStopSignal } from '../stopOnSignal';
 import { startBackend } from '../startBackend';
 import { parseInteger } from '../options';
 
@@ -90,19 +91,7 @@ export function runCommand(): Command {
         outDir = runFolder(options.out, loaded.spec.name, options.shard);
         runOptions = { only: options.only, shard: options.shard, seeds: options.seeds, saveModels: options.saveModels };
       }
-      const stop = { requested: false };
-      const onSignal = (signal: NodeJS.Signals) => {
-        if (stop.requested) {
-          process.stderr.write(`\nvitpeft: ${signal} again: exiting now; the last checkpoint and every row written so far are kept (vitpeft run --resume ${outDir})\n`);
-          process.exit(EXIT.interrupted);
-        }
-        stop.requested = true;
-        process.stderr.write(`\nvitpeft: ${signal}: stopping after the current step to write a checkpoint and the results so far; a second signal exits at once\n`);
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      let last: PipelineEvent | undefined;
-      try {
+      const last = await withStopSignal(`vitpeft run --resume ${outDir}`, async (stop): Promise<PipelineEvent | undefined> => {
         const backend = await startBackend(command);
         if (recordedBackend !== undefined && recordedBackend !== backend.description) {
           process.stderr.write(`vitpeft: warning: the run started on backend '${recordedBackend}' and resumes on '${backend.description}'; results equal an uninterrupted run's only on the same backend\n`);
@@ -117,11 +106,8 @@ export function runCommand(): Command {
         const composed = pipeline();
         composed.container.register<ReporterOptions>(TOKENS.reporterOptions, { useValue: { outDir, plots: options.plots } });
         const events = composed.run(loaded, { ...runOptions, outDir, backend: backend.description, stop });
-        last = await lastValueFrom(events, { defaultValue: undefined });
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+        return lastValueFrom(events, { defaultValue: undefined });
+      });
       if (last?.kind === 'run-end' && last.interrupted) {
         throw new InterruptedError(`run interrupted; its checkpoint and results so far are in ${outDir}; continue with: vitpeft run --resume ${outDir}`);
       }

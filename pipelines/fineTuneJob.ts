@@ -1,0 +1,155 @@
+// One fine-tuning job (a method and a seed) as the job loop runs it: the surgery on a copy of the
+// base model, training by the trainer stage on the seeded batch stream, evaluations on the
+// pipeline's schedule, a training-state checkpoint with the job's progress, and at the end the
+// trained model saved and one results row.
+
+import * as path from 'path';
+import { Observable, defer, from, map } from 'rxjs';
+import { EvalEvent, MethodResult, PipelineEvent, StepEvent } from '../common/events';
+import { saveVit } from '../models/checkpoint/vitCheckpoint';
+import type { EvaluationResult } from '../stages/evaluator/stage';
+import { saveAdapters } from '../stages/surgery/loraFile';
+import type { SurgeryResult } from '../stages/surgery/applySurgery';
+import type { TrainingSession } from '../stages/trainer/session';
+import type { TrainedStep } from '../stages/trainer/stage';
+import type { TrainingStateFile } from '../stages/trainer/trainingState';
+import type { Job, RunOptions, Stages } from './job';
+import { FollowUp, LoopHooks, LoopJob } from './loop/jobLoop';
+import { trainingStateCheckpoint } from './loop/checkpoint';
+import { evaluationSchedule } from './loop/schedule';
+import type { Prepared } from './prepare';
+import { JobProgress, checkpointPath } from './resume';
+
+/** Where a job starts from: fresh, or a checkpoint of an interrupted run. */
+export interface JobStart {
+  readonly fingerprint: string;
+  /** The opened checkpoint to continue from (the job closes it). */
+  readonly opened?: { readonly state: TrainingStateFile; readonly progress: JobProgress };
+  /** Evaluations recorded before the checkpoint (re-emitted so plots see them, not re-recorded). */
+  readonly evals: readonly EvalEvent[];
+}
+
+/** The latest evaluation and the best new-task accuracy so far: what the results row reports. */
+class EvaluationRecord {
+  constructor(
+    public last: EvaluationResult | undefined,
+    public best: number | undefined,
+  ) {}
+
+  add(result: EvaluationResult): void {
+    this.last = result;
+    if (result.newTaskAccuracy !== undefined) this.best = Math.max(this.best ?? -Infinity, result.newTaskAccuracy);
+  }
+
+  /** A results row's accuracies; retention at the table's k. */
+  accuracies(headline: number): Pick<MethodResult, 'newTaskAccuracy' | 'newTaskBest' | 'retentionAccuracy' | 'retentionUnplugged' | 'frozenHeadAccuracy' | 'meanAccuracy'> {
+    const { last, best } = this;
+    const retention = last?.retention?.[headline];
+    return {
+      newTaskAccuracy: last?.newTaskAccuracy,
+      newTaskBest: best,
+      retentionAccuracy: retention,
+      retentionUnplugged: last?.retentionUnplugged?.[headline],
+      frozenHeadAccuracy: last?.frozenHeadAccuracy,
+      meanAccuracy: last?.newTaskAccuracy !== undefined && retention !== undefined ? (last.newTaskAccuracy + retention) / 2 : undefined,
+    };
+  }
+}
+
+function evaluationFollowUp(stages: Stages, prepared: Prepared, job: Job, surgery: SurgeryResult, record: EvaluationRecord, every: number): FollowUp<PipelineEvent> {
+  // Retention with adapters removed / new blocks bypassed: measured once, at the end of training.
+  const unplugged = surgery.spec.method === 'lora' || surgery.spec.method === 'block';
+  const { steps } = job.settings;
+  return {
+    due: evaluationSchedule(every, steps),
+    run: (trained) =>
+      from(stages.evaluator.evaluate(surgery.model, prepared.evaluation, { newTask: true, retention: true, unplugged: unplugged && trained.step === steps, frozenHead: prepared.frozenHead })).pipe(
+        map((result): EvalEvent => {
+          record.add(result);
+          return { kind: 'eval', method: job.method, seed: job.seed, step: trained.step, ...result };
+        }),
+      ),
+  };
+}
+
+async function saveTrainedModel(surgery: SurgeryResult, job: Job, outDir: string): Promise<void> {
+  const folder = path.join(outDir, 'models');
+  if (surgery.spec.method === 'lora') await saveAdapters(surgery.model, path.join(folder, `${job.method}-seed${job.seed}.adapters.safetensors`));
+  else await saveVit(surgery.model, path.join(folder, `${job.method}-seed${job.seed}.safetensors`), { 'vitpeft.method': job.method });
+}
+
+function stepEvent(job: Job, trained: TrainedStep): StepEvent {
+  const { step, epoch, loss, lr, imagesPerSecond } = trained;
+  return { kind: 'step', method: job.method, seed: job.seed, step, steps: job.settings.steps, epoch, loss, lr, imagesPerSecond };
+}
+
+/** The trainer stage on the job's seeded batch stream, from the step it resumes after. */
+function trainSteps(stages: Stages, prepared: Prepared, job: Job, surgery: SurgeryResult, fromStep: number, hooks: LoopHooks<PipelineEvent, TrainingSession>): Observable<TrainedStep | PipelineEvent> {
+  const { settings } = job;
+  const batches = stages.dataset.batches(prepared.train, {
+    batchSize: settings.batchSize,
+    shuffle: true,
+    seed: settings.seed,
+    epochs: Infinity,
+    dropLast: prepared.train.size >= settings.batchSize,
+    transform: prepared.trainTransform,
+    startStep: fromStep,
+  });
+  const trainJob = { model: surgery.model, trainable: surgery.trainable, firstTrainableBlock: surgery.firstTrainableBlock, numClasses: prepared.numClasses, settings };
+  return stages.trainer.train(trainJob, batches, hooks);
+}
+
+export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, evaluateEvery: number, options: RunOptions, start: JobStart): LoopJob<PipelineEvent> {
+  const started = Date.now();
+  const { settings } = job;
+  let surgery: SurgeryResult;
+  try {
+    surgery = stages.surgery.apply(prepared.base, job.entry, { classes: prepared.numClasses, seed: job.seed });
+  } catch (error) {
+    start.opened?.state.close();
+    throw error;
+  }
+  const { model } = surgery;
+  const fromStep = start.opened?.state.header.step ?? 0;
+  const record = new EvaluationRecord(start.opened?.progress.last, start.opened?.progress.best);
+  const seconds = () => (start.opened?.progress.seconds ?? 0) + (Date.now() - started) / 1000;
+  const result = (status: MethodResult['status'], steps: number, note?: string): MethodResult => ({
+    method: job.method,
+    seed: job.seed,
+    trainableParams: surgery.trainableCount,
+    steps,
+    status,
+    ...record.accuracies(prepared.knnHeadline),
+    seconds: seconds(),
+    note,
+  });
+  const end = (value: MethodResult): PipelineEvent => ({ kind: 'method-end', result: value });
+  return {
+    steps: settings.steps,
+    opening: from<PipelineEvent[]>([
+      { kind: 'method-start', method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, description: surgery.description, steps: settings.steps, fromStep },
+      ...start.evals,
+    ]),
+    train: (hooks) => trainSteps(stages, prepared, job, surgery, fromStep, hooks),
+    stepEvent: (trained) => stepEvent(job, trained),
+    followUps: [evaluationFollowUp(stages, prepared, job, surgery, record, evaluateEvery)],
+    checkpoint: trainingStateCheckpoint<PipelineEvent>({
+      file: checkpointPath(options.outDir, job),
+      every: settings.checkpointEvery,
+      opened: start.opened?.state,
+      names: surgery.trainableNames,
+      progress: (): JobProgress => ({ fingerprint: start.fingerprint, method: job.method, seed: job.seed, best: record.best, last: record.last, seconds: seconds() }),
+      event: (step, file) => ({ kind: 'checkpoint', method: job.method, seed: job.seed, step, file }),
+    }),
+    stop: options.stop,
+    finish: (): Observable<PipelineEvent> =>
+      defer(async () => {
+        if (options.saveModels !== false) await saveTrainedModel(surgery, job, options.outDir);
+        return end(result('ok', settings.steps));
+      }),
+    interrupted: (step) => end(result('interrupted', step, `interrupted after step ${step} of ${settings.steps}; continue with: vitpeft run --resume ${options.outDir}`)),
+    diverged: (error) =>
+      end({ method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, steps: error.step, status: 'diverged', note: error.message, seconds: seconds() }),
+    dispose: () => model.dispose(),
+  };
+}

@@ -1,0 +1,112 @@
+// Before a run's jobs: the pretrained model loaded once, the data opened, the transforms and the
+// evaluation set-up resolved, the run record (fresh runs) and spec.json written.
+
+import * as fs from 'fs';
+import * as path from 'path';
+import { writeFileAtomic } from '../common/atomicWrite';
+import { loadVit } from '../models/checkpoint/vitCheckpoint';
+import { Linear } from '../models/vit/linear';
+import { VisionTransformer } from '../models/vit/visionTransformer';
+import { DatasetSource } from '../stages/dataset/source';
+import { Transform, TransformSpec, namedTransform, resolveTransform } from '../stages/dataset/transforms';
+import { resolveDataPath } from '../stages/dataset/dataUri';
+import { defaultCacheDir } from '../stages/dataset/downloads';
+import type { EvaluationData } from '../stages/evaluator/stage';
+import type { RunOptions, Stages } from './job';
+import { CHECKPOINT_FOLDER, writeRunRecord } from './resume';
+import { LoadedPipeline } from './spec';
+
+export const DEFAULT_KNN = { k: [10, 20, 100, 200], temperature: 0.07, headline: 20 } as const;
+
+/**
+ * A checkpoint path from a pipeline file: `cache:NAME/FILE` is in the download cache (where
+ * `vitpeft data fetch` puts it, e.g. cache:dino-vitb16/model.safetensors), `~/` is the home
+ * folder, and other relative paths are relative to the file.
+ */
+export function resolveCheckpointPath(given: string, baseDir: string): string {
+  if (given.startsWith('cache:')) return path.join(defaultCacheDir(), given.slice('cache:'.length));
+  return resolveDataPath(given, baseDir);
+}
+
+/** Named transform at the pipeline's size, with the pipeline's mean/std where given. */
+export function transformFor(name: string, size: number, normalization?: { mean?: readonly number[]; std?: readonly number[] }): Transform {
+  const spec: TransformSpec = namedTransform(name, { size });
+  return resolveTransform({ ...spec, mean: normalization?.mean ?? spec.mean, std: normalization?.std ?? spec.std });
+}
+
+/** What every job of a run shares: the base model, the data, the evaluation set-up. */
+export interface Prepared {
+  readonly base: VisionTransformer;
+  readonly train: DatasetSource;
+  readonly trainTransform: Transform;
+  readonly evaluation: EvaluationData;
+  readonly numClasses: number;
+  readonly frozenHead: Linear | null;
+  readonly knnHeadline: number;
+  dispose(): void;
+}
+
+export async function prepare(stages: Stages, loaded: LoadedPipeline, options: RunOptions): Promise<Prepared> {
+  const { spec, baseDir } = loaded;
+  fs.mkdirSync(options.outDir, { recursive: true });
+  if (!options.resume) {
+    // A fresh run: what an earlier run left here must not be resumed into this one.
+    fs.rmSync(path.join(options.outDir, CHECKPOINT_FOLDER), { recursive: true, force: true });
+    writeRunRecord(options.outDir, loaded, options);
+  }
+  const checkpoint = resolveCheckpointPath(spec.model.checkpoint, baseDir);
+  const { model: base } = loadVit(checkpoint, {
+    heads: spec.model.heads,
+    layerNormEps: spec.model.layerNormEps,
+    allowUnknownKeys: spec.model.allowUnknownKeys,
+    imageSize: spec.preprocess.size,
+  });
+  try {
+    const open = (uri: string) => stages.dataset.open(uri, { baseDir });
+    const train = await open(spec.data.train);
+    const test = await open(spec.data.test);
+    const retention = spec.data.retention ? { bank: await open(spec.data.retention.bank), query: await open(spec.data.retention.query) } : undefined;
+    const numClasses = Math.max(train.numClasses, test.numClasses);
+    if (numClasses < 2) throw new Error(`${spec.data.train}: the new task needs at least 2 classes, the data has ${numClasses}`);
+    const size = spec.preprocess.size;
+    const normalization = { mean: spec.preprocess.mean, std: spec.preprocess.std };
+    const trainTransform = transformFor(spec.preprocess.train ?? 'paper-train', size, normalization);
+    const testTransform = transformFor(spec.preprocess.test ?? 'paper-test', size, normalization);
+    const retentionTransform = spec.preprocess.retention ? transformFor(spec.preprocess.retention, size) : testTransform;
+    const knn = { k: spec.evaluate?.knn?.k ?? [...DEFAULT_KNN.k], temperature: spec.evaluate?.knn?.temperature ?? DEFAULT_KNN.temperature };
+    const knnHeadline = spec.evaluate?.knn?.headline ?? (knn.k.includes(DEFAULT_KNN.headline) ? DEFAULT_KNN.headline : knn.k[0]);
+    // The pretrained checkpoint's own head can only be scored on queries labelled in its classes.
+    const headClasses = base.head?.outFeatures ?? 0;
+    const frozenHead = retention && base.head && retention.query.numClasses <= headClasses ? base.head : null;
+    const evaluation: EvaluationData = {
+      test: { source: test, transform: testTransform },
+      retention: retention ? { ...retention, transform: retentionTransform } : undefined,
+      knn,
+      batchSize: spec.evaluate?.batchSize ?? Math.max(spec.train.batchSize, 32),
+    };
+    fs.mkdirSync(options.outDir, { recursive: true });
+    writeFileAtomic(
+      path.join(options.outDir, 'spec.json'),
+      `${JSON.stringify(
+        {
+          ...spec,
+          resolved: {
+            file: loaded.file,
+            checkpoint,
+            backend: options.backend,
+            model: base.config,
+            data: { train: train.description, test: test.description, bank: retention?.bank.description, query: retention?.query.description },
+            transforms: { train: trainTransform.description, test: testTransform.description, retention: retentionTransform.description },
+            knn: { ...knn, headline: knnHeadline },
+          },
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    return { base, train, trainTransform, evaluation, numClasses, frozenHead, knnHeadline, dispose: () => base.dispose() };
+  } catch (error) {
+    base.dispose();
+    throw error;
+  }
+}
