@@ -7,6 +7,7 @@ import * as path from 'path';
 import { Observable, defer, from, map } from 'rxjs';
 import { EvalEvent, MethodResult, PipelineEvent, StepEvent } from '../common/events';
 import { saveVit } from '../models/checkpoint/vitCheckpoint';
+import { FrozenPrefixCache } from '../stages/evaluator/frozenPrefixCache';
 import type { EvaluationResult } from '../stages/evaluator/stage';
 import { saveAdapters } from '../stages/surgery/loraFile';
 import type { SurgeryResult } from '../stages/surgery/applySurgery';
@@ -56,14 +57,14 @@ class EvaluationRecord {
   }
 }
 
-function evaluationFollowUp(stages: Stages, prepared: Prepared, job: Job, surgery: SurgeryResult, record: EvaluationRecord, every: number): FollowUp<PipelineEvent> {
+function evaluationFollowUp(stages: Stages, prepared: Prepared, job: Job, surgery: SurgeryResult, record: EvaluationRecord, every: number, frozenPrefix: FrozenPrefixCache): FollowUp<PipelineEvent> {
   // Retention with adapters removed / new blocks bypassed: measured once, at the end of training.
   const unplugged = surgery.spec.method === 'lora' || surgery.spec.method === 'block';
   const { steps } = job.settings;
   return {
     due: evaluationSchedule(every, steps),
     run: (trained) =>
-      from(stages.evaluator.evaluate(surgery.model, prepared.evaluation, { newTask: true, retention: true, unplugged: unplugged && trained.step === steps, frozenHead: prepared.frozenHead })).pipe(
+      from(stages.evaluator.evaluate(surgery.model, prepared.evaluation, { newTask: true, retention: true, unplugged: unplugged && trained.step === steps, frozenHead: prepared.frozenHead, frozenPrefix })).pipe(
         map((result): EvalEvent => {
           record.add(result);
           return { kind: 'eval', method: job.method, seed: job.seed, step: trained.step, ...result };
@@ -110,6 +111,7 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, evalua
     throw error;
   }
   const { model } = surgery;
+  const frozenPrefix = new FrozenPrefixCache(model, surgery.firstTrainableBlock, prepared.frozenPrefixBytes);
   const fromStep = start.opened?.state.header.step ?? 0;
   const record = new EvaluationRecord(start.opened?.progress.last, start.opened?.progress.best);
   const seconds = () => (start.opened?.progress.seconds ?? 0) + (Date.now() - started) / 1000;
@@ -132,7 +134,7 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, evalua
     ]),
     train: (hooks) => trainSteps(stages, prepared, job, surgery, fromStep, hooks),
     stepEvent: (trained) => stepEvent(job, trained),
-    followUps: [evaluationFollowUp(stages, prepared, job, surgery, record, evaluateEvery)],
+    followUps: [evaluationFollowUp(stages, prepared, job, surgery, record, evaluateEvery, frozenPrefix)],
     checkpoint: trainingStateCheckpoint<PipelineEvent>({
       file: checkpointPath(options.outDir, job),
       every: settings.checkpointEvery,
@@ -150,6 +152,9 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, evalua
     interrupted: (step) => end(result('interrupted', step, `interrupted after step ${step} of ${settings.steps}; continue with: vitpeft run --resume ${options.outDir}`)),
     diverged: (error) =>
       end({ method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, steps: error.step, status: 'diverged', note: error.message, seconds: seconds() }),
-    dispose: () => model.dispose(),
+    dispose: () => {
+      frozenPrefix.dispose();
+      model.dispose();
+    },
   };
 }

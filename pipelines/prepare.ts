@@ -16,6 +16,9 @@ import type { RunOptions, Stages } from './job';
 import { CHECKPOINT_FOLDER, writeRunRecord } from './resume';
 import { LoadedPipeline } from './spec';
 
+/** What a job keeps of frozen-block activations by default (evaluate.frozenPrefixMB). */
+export const DEFAULT_FROZEN_PREFIX_MB = 256;
+
 export const DEFAULT_KNN = { k: [10, 20, 100, 200], temperature: 0.07, headline: 20 } as const;
 
 /**
@@ -43,6 +46,8 @@ export interface Prepared {
   readonly numClasses: number;
   readonly frozenHead: Linear | null;
   readonly knnHeadline: number;
+  /** Bytes a job may keep of frozen-block activations between evaluations. */
+  readonly frozenPrefixBytes: number;
   dispose(): void;
 }
 
@@ -104,7 +109,8 @@ export async function prepare(stages: Stages, loaded: LoadedPipeline, options: R
         2,
       )}\n`,
     );
-    return { base, train, trainTransform, evaluation, numClasses, frozenHead, knnHeadline, dispose: () => base.dispose() };
+    const frozenPrefixBytes = (spec.evaluate?.frozenPrefixMB ?? DEFAULT_FROZEN_PREFIX_MB) * 2 ** 20;
+    return { base, train, trainTransform, evaluation, numClasses, frozenHead, knnHeadline, frozenPrefixBytes, dispose: () => base.dispose() };
   } catch (error) {
     base.dispose();
     throw error;

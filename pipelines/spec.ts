@@ -106,6 +106,8 @@ export const PipelineSpec = closed(
         every: NonNegativeInt,
         batchSize: PositiveInt,
         knn: closed('knn', {}, { k: nonEmptyArray(PositiveInt, 'k'), temperature: PositiveNumber, headline: PositiveInt }),
+        /** MiB a job may keep of frozen-block activations between its evaluations (0: none). */
+        frozenPrefixMB: NonNegativeInt,
       },
     ),
     seeds: PositiveInt,

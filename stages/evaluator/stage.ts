@@ -13,7 +13,9 @@ import { TOKENS } from '../../di/tokens';
 import type { DatasetStage } from '../dataset/stage';
 import { DatasetSource } from '../dataset/source';
 import { Transform } from '../dataset/transforms';
+import { FrozenBatch, FrozenPrefixCache } from './frozenPrefixCache';
 import { knnAccuracy } from './knn';
+import { forwardPrefix } from '../trainer/forward';
 
 export interface EvaluationSet {
   readonly source: DatasetSource;
@@ -36,6 +38,8 @@ export interface EvaluationRequest {
   readonly unplugged: boolean;
   /** The pretrained checkpoint's head, applied to the current retention-query features. */
   readonly frozenHead?: Linear | null;
+  /** The job's kept activations of the blocks that cannot change (see FrozenPrefixCache). */
+  readonly frozenPrefix?: FrozenPrefixCache;
 }
 
 export interface EvaluationResult {
@@ -66,53 +70,91 @@ function argmaxMatches(logits: tf.Tensor2D, labels: Int32Array, offset: number):
   return correct;
 }
 
+/** Blocks [from, depth), the final norm and the class token, from kept token rows: embedCls's second half. */
+function classFeaturesAfter(model: VisionTransformer, kept: FrozenBatch, from: number, context: ForwardContext): tf.Tensor2D {
+  return tf.tidy(() => {
+    const rows = model.forwardBlocks(kept.rows, kept.batch, kept.tokens, context, from, model.blocks.length);
+    return model.pool(tf.reshape(model.norm.forward(rows), [kept.batch, kept.tokens, model.width]) as tf.Tensor3D);
+  });
+}
+
+/** A first pass's features, computed in two halves so the frozen half is recorded. */
+function recordedFeatures(model: VisionTransformer, images: tf.Tensor4D, labels: Int32Array, cache: FrozenPrefixCache, record: (batch: FrozenBatch) => void, context: ForwardContext): tf.Tensor2D {
+  if (cache.keepsFeatures) {
+    const features = model.embedCls(images, context);
+    record({ rows: features, batch: images.shape[0], tokens: 1, labels });
+    return features;
+  }
+  const prefix = forwardPrefix(model, images, cache.from, context);
+  try {
+    const frozen = { rows: prefix.rows, batch: prefix.batch, tokens: prefix.tokens, labels };
+    record(frozen);
+    return classFeaturesAfter(model, frozen, cache.from, context);
+  } finally {
+    prefix.rows.dispose();
+  }
+}
+
 @injectable()
 export class DualEvaluator implements EvaluatorStage {
   constructor(@inject(TOKENS.dataset) private readonly dataset: DatasetStage) {}
 
-  /** Class-token features of every image of a source, in order (and the head's accuracy, if asked). */
-  async features(model: VisionTransformer, set: EvaluationSet, batchSize: number, context: ForwardContext, head?: Linear | null): Promise<FeatureSet> {
+  /**
+   * Class-token features of every image of a source, in order (and the head's accuracy, if
+   * asked). With a frozen-prefix cache, a set kept by an earlier pass runs only the blocks that
+   * can have changed; a first pass is recorded for the next.
+   */
+  async features(model: VisionTransformer, set: EvaluationSet, batchSize: number, context: ForwardContext, head?: Linear | null, cache?: FrozenPrefixCache): Promise<FeatureSet> {
     const { source, transform } = set;
     const chunks: tf.Tensor2D[] = [];
     const labels = new Int32Array(source.size);
     let count = 0;
     let correct = 0;
+    const add = (features: tf.Tensor2D, batchLabels: Int32Array) => {
+      chunks.push(features);
+      labels.set(batchLabels, count);
+      if (head) {
+        const logits = head.forward(features);
+        correct += argmaxMatches(logits, labels, count);
+        logits.dispose();
+      }
+      count += batchLabels.length;
+    };
+    const kept = cache?.lookup(source, transform, batchSize);
+    const recording = kept ? undefined : cache?.record(source, transform, batchSize);
     try {
-      await lastValueFrom(
-        this.dataset.batches(source, { batchSize, shuffle: false, epochs: 1, transform }).pipe(
-          tap((batch) => {
-            try {
-              const features = model.embedCls(batch.images, context);
-              chunks.push(features);
-              const batchLabels = batch.labels.dataSync();
-              labels.set(batchLabels, count);
-              if (head) {
-                const logits = head.forward(features);
-                correct += argmaxMatches(logits, labels, count);
-                logits.dispose();
+      if (kept) {
+        for (const batch of kept) add(cache!.keepsFeatures ? batch.rows.clone() : classFeaturesAfter(model, batch, cache!.from, context), batch.labels);
+      } else {
+        await lastValueFrom(
+          this.dataset.batches(source, { batchSize, shuffle: false, epochs: 1, transform }).pipe(
+            tap((batch) => {
+              try {
+                const batchLabels = new Int32Array(batch.labels.dataSync());
+                add(recording ? recordedFeatures(model, batch.images, batchLabels, cache!, recording.add, context) : model.embedCls(batch.images, context), batchLabels);
+              } finally {
+                batch.dispose();
               }
-              count += batchLabels.length;
-            } finally {
-              batch.dispose();
-            }
-          }),
-        ),
-        { defaultValue: undefined },
-      );
+            }),
+          ),
+          { defaultValue: undefined },
+        );
+      }
       const features = chunks.length === 1 ? chunks[0] : (tf.concat(chunks, 0) as tf.Tensor2D);
       if (chunks.length > 1) tf.dispose(chunks);
       return { features, labels: labels.subarray(0, count), headAccuracy: head ? (100 * correct) / Math.max(1, count) : undefined };
     } catch (error) {
+      recording?.abandon();
       tf.dispose(chunks);
       throw error;
     }
   }
 
-  private async retention(model: VisionTransformer, data: EvaluationData, context: ForwardContext, frozenHead?: Linear | null) {
+  private async retention(model: VisionTransformer, data: EvaluationData, context: ForwardContext, frozenHead?: Linear | null, cache?: FrozenPrefixCache) {
     const retention = data.retention!;
-    const bank = await this.features(model, { source: retention.bank, transform: retention.transform }, data.batchSize, context);
+    const bank = await this.features(model, { source: retention.bank, transform: retention.transform }, data.batchSize, context, null, cache);
     try {
-      const query = await this.features(model, { source: retention.query, transform: retention.transform }, data.batchSize, context, frozenHead);
+      const query = await this.features(model, { source: retention.query, transform: retention.transform }, data.batchSize, context, frozenHead, cache);
       try {
         const numClasses = Math.max(retention.bank.numClasses, retention.query.numClasses);
         const accuracy = knnAccuracy(bank, query, { k: data.knn.k, temperature: data.knn.temperature, numClasses });
@@ -130,7 +172,7 @@ export class DualEvaluator implements EvaluatorStage {
     let newTaskAccuracy: number | undefined;
     if (request.newTask) {
       if (!model.head) throw new Error('cannot measure new-task accuracy: the model has no head');
-      const test = await this.features(model, data.test, data.batchSize, {}, model.head);
+      const test = await this.features(model, data.test, data.batchSize, {}, model.head, request.frozenPrefix);
       test.features.dispose();
       newTaskAccuracy = test.headAccuracy;
     }
@@ -138,10 +180,10 @@ export class DualEvaluator implements EvaluatorStage {
     let retentionUnplugged: Record<number, number> | undefined;
     let frozenHeadAccuracy: number | undefined;
     if (request.retention && data.retention) {
-      const current = await this.retention(model, data, {}, request.frozenHead);
+      const current = await this.retention(model, data, {}, request.frozenHead, request.frozenPrefix);
       retention = current.accuracy;
       frozenHeadAccuracy = current.frozenHeadAccuracy;
-      if (request.unplugged) retentionUnplugged = (await this.retention(model, data, { unplugged: true })).accuracy;
+      if (request.unplugged) retentionUnplugged = (await this.retention(model, data, { unplugged: true }, null, request.frozenPrefix)).accuracy;
     }
     return { newTaskAccuracy, retention, retentionUnplugged, frozenHeadAccuracy, seconds: (Date.now() - started) / 1000 };
   }
