@@ -79,6 +79,8 @@ export interface MethodStartEvent {
   readonly steps: number;
   /** The step it starts from (above 0 when resumed from a checkpoint). */
   readonly fromStep: number;
+  /** Evaluations every this many steps (0: only after the last step), for the time left. */
+  readonly evaluateEvery?: number;
 }
 
 export interface MethodEndEvent {

@@ -129,7 +129,7 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, evalua
   return {
     steps: settings.steps,
     opening: from<PipelineEvent[]>([
-      { kind: 'method-start', method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, description: surgery.description, steps: settings.steps, fromStep },
+      { kind: 'method-start', method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, description: surgery.description, steps: settings.steps, fromStep, evaluateEvery },
       ...start.evals,
     ]),
     train: (hooks) => trainSteps(stages, prepared, job, surgery, fromStep, hooks),
