@@ -6,25 +6,19 @@
 // patch 4 (64 patches + class token = 65 tokens), batch 32, 10 classes, SGD momentum 0.9.
 
 import * as tf from '@tensorflow/tfjs';
-import { presetConfig } from '../models/vit/config';
+import { VitConfig, presetConfig } from '../models/vit/config';
+import { loadVit } from '../models/checkpoint/vitCheckpoint';
+import { DEFAULT_MODEL } from '../pipelines/builtin';
+import { jobCase } from './job';
 import { VisionTransformer } from '../models/vit/visionTransformer';
 import { applySurgery } from '../stages/surgery/applySurgery';
 import { mergedCopy } from '../stages/surgery/lora';
 import { MethodSpec } from '../stages/surgery/methodSpec';
 import { TrainingSession } from '../stages/trainer/session';
-import { Timing, timeRuns } from './measure';
+import { BenchCase, Timing, timeRuns } from './measure';
+
+export type { BenchCase, CaseGroup } from './measure';
 import { measureDatasetTransform } from './dataset';
-
-export type CaseGroup = 'train' | 'eval' | 'dataset';
-
-export interface BenchCase {
-  readonly group: CaseGroup;
-  /** The key in the JSON output's group (train: the method label). */
-  readonly name: string;
-  readonly batch: number;
-  readonly description: string;
-  measure(warmup: number, runs: number): Promise<Timing>;
-}
 
 export const REFERENCE_CONFIG = presetConfig('vit-ti16', { imageSize: 32, patchSize: 4, numClasses: 10 });
 const REFERENCE_CLASSES = 10;
@@ -39,36 +33,56 @@ function randomLabels(batch: number, classes: number): tf.Tensor1D {
   return tf.tensor1d(Array.from({ length: batch }, (_, i) => (i * 7) % classes), 'int32');
 }
 
-/** Surgery on a freshly initialised reference model (random weights: speed does not depend on them). */
-function referenceSurgery(spec: MethodSpec) {
-  const base = VisionTransformer.init(REFERENCE_CONFIG);
+/** A model shape to bench: the reference one, or the built-in default's. */
+interface Shape {
+  readonly label: string;
+  readonly config: VitConfig;
+  readonly classes: number;
+  readonly batch: number;
+}
+
+const REFERENCE: Shape = { label: 'reference shape', config: REFERENCE_CONFIG, classes: REFERENCE_CLASSES, batch: TRAIN_BATCH };
+
+/** The built-in default's model (ViT width 64, depth 6, 2 heads, patch 7, 28x28), 5 new classes, its batch of 32. */
+function defaultShape(): Shape {
+  const { model } = loadVit(DEFAULT_MODEL, { imageSize: 28 });
+  const config = { ...model.config, numClasses: 0 };
+  model.dispose();
+  return { label: "the default's shape", config, classes: 5, batch: 32 };
+}
+
+/** Surgery on a freshly initialised model of the shape (random weights: speed does not depend on them). */
+function surgeryOn(shape: Shape, spec: MethodSpec) {
+  const base = VisionTransformer.init(shape.config);
   try {
-    return applySurgery(base, spec, { classes: REFERENCE_CLASSES, seed: 0 });
+    return applySurgery(base, spec, { classes: shape.classes, seed: 0 });
   } finally {
     base.dispose();
   }
 }
 
 /** With cacheFeatures: linear probing on inputs that are not augmented, in the steady state (every example's features cached). */
-function trainCase(name: string, spec: MethodSpec, cacheFeatures = false): BenchCase {
+function trainCase(name: string, spec: MethodSpec, options: { cacheFeatures?: boolean; shape?: () => Shape } = {}): BenchCase {
+  const { cacheFeatures = false } = options;
   return {
     group: 'train',
     name,
     batch: TRAIN_BATCH,
     description: cacheFeatures ? `training step, ${spec.method}, frozen features cached (inputs not augmented; after the first epoch)` : `training step, ${name}`,
     async measure(warmup, runs) {
-      const surgery = referenceSurgery(spec);
+      const shape = options.shape?.() ?? REFERENCE;
+      const surgery = surgeryOn(shape, spec);
       const session = new TrainingSession({
         model: surgery.model,
         trainable: surgery.trainable,
         firstTrainableBlock: surgery.firstTrainableBlock,
-        numClasses: REFERENCE_CLASSES,
-        settings: { optimizer: 'sgd', momentum: 0.9, schedule: 'constant', lr: 0.005, warmupSteps: 0, steps: 10_000, batchSize: TRAIN_BATCH, seed: 0 },
+        numClasses: shape.classes,
+        settings: { optimizer: 'sgd', momentum: 0.9, schedule: 'constant', lr: 0.005, warmupSteps: 0, steps: 10_000, batchSize: shape.batch, seed: 0 },
         cacheFeatures,
       });
-      const images = randomImages(TRAIN_BATCH, REFERENCE_CONFIG.imageSize);
-      const labels = randomLabels(TRAIN_BATCH, REFERENCE_CLASSES);
-      const ids = cacheFeatures ? Array.from({ length: TRAIN_BATCH }, (_, i) => i) : undefined;
+      const images = randomImages(shape.batch, shape.config.imageSize);
+      const labels = randomLabels(shape.batch, shape.classes);
+      const ids = cacheFeatures ? Array.from({ length: shape.batch }, (_, i) => i) : undefined;
       if (ids) session.step(images, labels, ids); // the first epoch fills the cache
       try {
         return await timeRuns(() => void session.step(images, labels, ids), warmup, runs);
@@ -115,19 +129,25 @@ export const CASES: readonly BenchCase[] = [
   trainCase('lora-r8', { method: 'lora', rank: 8 }),
   trainCase('block-p2', { method: 'block', p: 2 }),
   trainCase('linear', { method: 'linear' }),
-  trainCase('linear-cached', { method: 'linear' }, true),
+  trainCase('linear-cached', { method: 'linear' }, { cacheFeatures: true }),
+  trainCase('default-full', { method: 'full' }, { shape: defaultShape }),
+  trainCase('default-lora-r8', { method: 'lora', rank: 8 }, { shape: defaultShape }),
   evalCase('reference-b128', EVAL_BATCH, 'forward, reference shape (logits)', () => ({ model: VisionTransformer.init(REFERENCE_CONFIG), side: REFERENCE_CONFIG.imageSize })),
   evalCase('lora-r8-unmerged-b128', EVAL_BATCH, 'forward, reference shape with LoRA r=8 adapters applied on the fly', () => ({
-    model: referenceSurgery({ method: 'lora', rank: 8 }).model,
+    model: surgeryOn(REFERENCE, { method: 'lora', rank: 8 }).model,
     side: REFERENCE_CONFIG.imageSize,
   })),
   evalCase('lora-r8-merged-b128', EVAL_BATCH, 'forward, reference shape with LoRA r=8 merged into the weights', () => {
-    const { model } = referenceSurgery({ method: 'lora', rank: 8 });
+    const { model } = surgeryOn(REFERENCE, { method: 'lora', rank: 8 });
     try {
       return { model: mergedCopy(model), side: REFERENCE_CONFIG.imageSize };
     } finally {
       model.dispose();
     }
+  }),
+  evalCase('default-b256', 256, "forward, the default's shape (class-token features)", () => {
+    const { config } = defaultShape();
+    return { model: VisionTransformer.init(config), side: config.imageSize };
   }),
   evalCase('vit-b16-224-b8', 8, 'forward, ViT-B/16 at 224x224, random weights (class-token features)', () => ({ model: VisionTransformer.init(presetConfig('vit-b16')), side: 224 })),
   {
@@ -137,6 +157,10 @@ export const CASES: readonly BenchCase[] = [
     description: 'dataset stage, CIFAR 32 -> 224 paper-train transform (RandomResizedCrop + flip + normalise), batches of 128',
     measure: (warmup, runs) => measureDatasetTransform('paper-train', { batchSize: EVAL_BATCH, images: EVAL_BATCH, warmup, runs }),
   },
+
+  jobCase('default-linear', 'linear'),
+  jobCase('default-block-p1', 'block-p1'),
+  jobCase('default-full', 'full'),
 ];
 
 export function caseId(benchCase: Pick<BenchCase, 'group' | 'name'>): string {

@@ -51,6 +51,8 @@ interface CaseReport {
   /** One-minute load average when the case started (the machine may be shared). */
   readonly load_at_start: number;
   readonly description: string;
+  /** Where the time went (job cases: training, evaluation and baseline seconds). */
+  readonly parts?: Readonly<Record<string, number>>;
 }
 
 const MIB = 1024 * 1024;
@@ -69,7 +71,7 @@ function selectCases(only: string | undefined): BenchCase[] {
   const known = CASES.map(caseId);
   for (const item of wanted) {
     if (!known.includes(item) && !CASES.some((c) => c.group === item)) {
-      throw new Error(`--only: unknown case '${item}' (known: ${known.join(', ')}, or a group: train, eval, dataset)`);
+      throw new Error(`--only: unknown case '${item}' (known: ${known.join(', ')}, or a group: train, eval, dataset, job)`);
     }
   }
   return CASES.filter((c) => wanted.includes(caseId(c)) || wanted.includes(c.group));
@@ -81,7 +83,7 @@ async function runChild(id: string, options: BenchOptions): Promise<void> {
   const info = await initBackend(options.backend, { threads: options.threads });
   const startupRss = process.resourceUsage().maxRSS * 1024;
   const loadAtStart = os.loadavg()[0];
-  const timing = await benchCase.measure(options.warmup, options.runs);
+  const timing = await benchCase.measure(benchCase.fixedRuns?.warmup ?? options.warmup, benchCase.fixedRuns?.runs ?? options.runs);
   const report: CaseReport = {
     id,
     backend: info.description,
@@ -97,6 +99,7 @@ async function runChild(id: string, options: BenchOptions): Promise<void> {
     startup_rss_mib: startupRss / MIB,
     load_at_start: loadAtStart,
     description: benchCase.description,
+    ...(timing.parts ? { parts: timing.parts } : {}),
   };
   process.stdout.write(`${JSON.stringify(report)}\n`);
 }
@@ -177,6 +180,7 @@ async function runAll(options: BenchOptions): Promise<void> {
     train: {},
     eval: {},
     dataset: {},
+    job: {},
     ...(Object.keys(failures).length > 0 ? { failures } : {}),
   };
   for (const report of reports) {

@@ -11,6 +11,8 @@ export interface Timing {
   /** CPU seconds (all threads of the process) of each timed run. */
   readonly cpuSeconds: number[];
   readonly medianCpuSeconds: number;
+  /** Where a case's time went, when it measures parts (seconds, shares). */
+  readonly parts?: Readonly<Record<string, number>>;
 }
 
 export function median(values: readonly number[]): number {
@@ -33,4 +35,17 @@ export async function timeRuns(run: () => void | Promise<void>, warmup: number, 
     cpuSeconds.push((used.user + used.system) / 1e6);
   }
   return { seconds, minSeconds: Math.min(...seconds), medianSeconds: median(seconds), cpuSeconds, medianCpuSeconds: median(cpuSeconds) };
+}
+
+export type CaseGroup = 'train' | 'eval' | 'dataset' | 'job';
+
+export interface BenchCase {
+  readonly group: CaseGroup;
+  /** The key in the JSON output's group (train: the method label). */
+  readonly name: string;
+  readonly batch: number;
+  readonly description: string;
+  /** Runs this case always takes, whatever --runs/--warmup say (a whole job is timed once). */
+  readonly fixedRuns?: { readonly warmup: number; readonly runs: number };
+  measure(warmup: number, runs: number): Promise<Timing>;
 }

@@ -13,3 +13,6 @@ export const PAPER_PIPELINE = path.join(PACKAGE_ROOT, 'pipelines', 'paper.json')
 
 /** How the default's pretrained model is made: `vitpeft pretrain` with no file. */
 export const PRETRAIN_DIGITS = path.join(PACKAGE_ROOT, 'pipelines', 'pretrain-digits.json');
+
+/** The default's pretrained model (made by `vitpeft pretrain` with no file). */
+export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'models', 'pretrained', 'vit-digits-0-4.safetensors');
