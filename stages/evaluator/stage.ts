@@ -3,14 +3,14 @@
 // the bank recomputed with the current backbone; optionally with adapters/new blocks unplugged,
 // and through the pretrained checkpoint's own head when it had one).
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { lastValueFrom, tap } from 'rxjs';
 import { inject, injectable } from 'tsyringe';
 import { Linear } from '../../models/vit/linear';
 import { ForwardContext } from '../../models/vit/module';
 import { VisionTransformer } from '../../models/vit/visionTransformer';
 import { TOKENS } from '../../di/tokens';
-import type { DatasetStage } from '../dataset/stage';
+import { DatasetStage, DefaultDatasetStage } from '../dataset/stage';
 import { DatasetSource } from '../dataset/source';
 import { Transform } from '../dataset/transforms';
 import { knnAccuracy } from './knn';
@@ -43,6 +43,8 @@ export interface EvaluationResult {
   readonly retention?: Record<number, number>;
   readonly retentionUnplugged?: Record<number, number>;
   readonly frozenHeadAccuracy?: number;
+  /** Measurements a custom evaluator adds, by name: they travel on the eval event to subscribers. */
+  readonly metrics?: Readonly<Record<string, number>>;
   readonly seconds: number;
 }
 
@@ -66,9 +68,13 @@ function argmaxMatches(logits: tf.Tensor2D, labels: Int32Array, offset: number):
   return correct;
 }
 
+/**
+ * The default evaluator. The pipeline injects its dataset stage; `new DualEvaluator()` in code
+ * (to wrap it, or in a test) reads batches with the default one.
+ */
 @injectable()
 export class DualEvaluator implements EvaluatorStage {
-  constructor(@inject(TOKENS.dataset) private readonly dataset: DatasetStage) {}
+  constructor(@inject(TOKENS.dataset) private readonly dataset: DatasetStage = new DefaultDatasetStage()) {}
 
   /** Class-token features of every image of a source, in order (and the head's accuracy, if asked). */
   async features(model: VisionTransformer, set: EvaluationSet, batchSize: number, context: ForwardContext, head?: Linear | null): Promise<FeatureSet> {
