@@ -52,8 +52,9 @@ class TopTwoEvaluator implements EvaluatorStage {
           try {
             // tidy disposes every intermediate tensor; only the plain numbers leave it.
             const hits = tf.tidy(() => {
-              const top = tf.topk(model.forward(batch.images), 2).indices;
-              return tf.any(tf.equal(top, tf.expandDims(batch.labels, 1)), 1).cast('int32').sum().dataSync()[0];
+              const topTwo = tf.topk(model.forward(batch.images), 2).indices;
+              const hit = tf.any(tf.equal(topTwo, tf.expandDims(batch.labels, 1)), 1);
+              return tf.sum(tf.cast(hit, 'int32')).dataSync()[0];
             });
             correct += hits ?? 0;
             count += batch.indices.length;

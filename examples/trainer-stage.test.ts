@@ -53,7 +53,7 @@ function linearProbeJob(steps: number): { job: TrainJob; dispose: () => void } {
 
 describe('the default trainer stage, alone', () => {
   before(async () => {
-    await initBackend('cpu');
+    await initBackend('wasm', { threads: 1 });
   });
 
   it('steps once per batch, runs each follow-up before the next step, and disposes every batch', async () => {
