@@ -38,13 +38,14 @@ export interface EvaluationRequest {
   readonly frozenHead?: Linear | null;
 }
 
+/** What an evaluator returns; `| undefined` lets one written under exactOptionalPropertyTypes pass "not measured" through. */
 export interface EvaluationResult {
-  readonly newTaskAccuracy?: number;
-  readonly retention?: Record<number, number>;
-  readonly retentionUnplugged?: Record<number, number>;
-  readonly frozenHeadAccuracy?: number;
+  readonly newTaskAccuracy?: number | undefined;
+  readonly retention?: Record<number, number> | undefined;
+  readonly retentionUnplugged?: Record<number, number> | undefined;
+  readonly frozenHeadAccuracy?: number | undefined;
   /** Measurements a custom evaluator adds, by name: they travel on the eval event to subscribers. */
-  readonly metrics?: Readonly<Record<string, number>>;
+  readonly metrics?: Readonly<Record<string, number>> | undefined;
   readonly seconds: number;
 }
 

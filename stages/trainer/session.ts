@@ -37,7 +37,7 @@ export interface StepMetrics {
   readonly loss: number;
   readonly lr: number;
   readonly imagesPerSecond: number;
-  readonly gradNorm?: number;
+  readonly gradNorm?: number | undefined;
 }
 
 /** Training produced a non-finite loss: the run of this method stops. */
