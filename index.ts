@@ -1,5 +1,7 @@
 // The public API of vitpeft for use in code.
 import 'reflect-metadata';
+/** The TensorFlow.js core vitpeft computes with: tensors made with it share vitpeft's engine and backend. */
+export * as tf from '@tensorflow/tfjs-core';
 export * from './models/vit/config';
 export * from './models/vit/visionTransformer';
 export * from './models/checkpoint/safetensors';
@@ -21,3 +23,4 @@ export * from './common/stopSignal';
 export * from './pipelines/composer';
 export * from './pipelines/builtin';
 export * from './di/tokens';
+export * from './stages/index';

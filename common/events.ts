@@ -42,6 +42,8 @@ export interface EvalEvent {
   readonly retentionUnplugged?: Readonly<Record<number, number>>;
   /** Accuracy (%) of the pretrained checkpoint's own head on the retention queries, on current features. */
   readonly frozenHeadAccuracy?: number;
+  /** Measurements a custom evaluator adds, by name (not written to evals.csv; subscribers see them here). */
+  readonly metrics?: Readonly<Record<string, number>>;
   readonly seconds: number;
   /** Read back from evals.csv by a resumed run (already recorded there, not measured again). */
   readonly restored?: boolean;

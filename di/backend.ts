@@ -6,7 +6,9 @@
 // are busy with other work, or for tiny tensors, fewer threads can be faster (measured on a shared
 // 2-core machine: training no faster with 2 threads than with 1 while another job held a core).
 
-import * as tf from '@tensorflow/tfjs';
+import './tfjsRegistrations';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import * as os from 'os';
 import { registerExplicitTransposeMatMulGradient } from '../models/ops/explicitTransposeMatMul';

@@ -14,7 +14,7 @@
 //   copy each row with its own typed-array view: splitting the reference shape's fused qkv output
 //   in three took ~20 ms, against ~1 ms for a transpose of the same tensor.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** The parts of tfjs-backend-wasm's BackendWasm used here. */
 interface WasmBackendLike {

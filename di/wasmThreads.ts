@@ -24,7 +24,7 @@
 // Nothing under node_modules is modified. If anything is missing or fails, the stock
 // single-threaded backend is started instead and the reason is reported.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import * as fs from 'fs';
 import * as path from 'path';

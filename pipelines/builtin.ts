@@ -8,11 +8,11 @@ export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
 /** Split-MNIST on the shipped digit ViT: `vitpeft run` with no file, and `npm start`. */
 export const DEFAULT_PIPELINE = path.join(PACKAGE_ROOT, 'pipelines', 'default.json');
 
+/** The default's pretrained model: a ViT (width 64, depth 6, patch 7, 28x28) trained on digits 0-4 by PRETRAIN_DIGITS. */
+export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'models', 'pretrained', 'vit-digits-0-4.safetensors');
+
 /** The paper's configuration (DINO ViT-B/16, CIFAR-100 at 224, IN-1K k-NN), for a GPU with the data. */
 export const PAPER_PIPELINE = path.join(PACKAGE_ROOT, 'pipelines', 'paper.json');
 
 /** How the default's pretrained model is made: `vitpeft pretrain` with no file. */
 export const PRETRAIN_DIGITS = path.join(PACKAGE_ROOT, 'pipelines', 'pretrain-digits.json');
-
-/** The default's pretrained model (made by `vitpeft pretrain` with no file). */
-export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'models', 'pretrained', 'vit-digits-0-4.safetensors');

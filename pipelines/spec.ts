@@ -207,6 +207,16 @@ export function loadPipelineFile(file: string): LoadedPipeline {
   return { spec: decodePipeline(parsePipelineText(text, file), file), file, baseDir: path.dirname(path.resolve(file)) };
 }
 
+/**
+ * A pipeline built in code: the object is decoded by the same codec as a file (refinements and
+ * unknown keys checked, errors naming `label` and the field path); relative paths resolve
+ * against baseDir.
+ */
+export function pipelineFromObject(spec: PipelineSpec, options: { readonly baseDir: string; readonly label?: string }): LoadedPipeline {
+  const label = options.label ?? `pipeline '${spec.name}' (in code)`;
+  return { spec: decodePipeline(spec, label), file: label, baseDir: path.resolve(options.baseDir) };
+}
+
 /** The checkpoint interval when a pipeline gives none: evaluate.every, else a tenth of the steps. */
 export function defaultCheckpointEvery(spec: PipelineSpec, steps: number): number {
   const every = spec.evaluate?.every ?? 0;

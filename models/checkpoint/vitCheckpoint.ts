@@ -3,7 +3,7 @@
 // saving writes timm names in PyTorch orientation with the architecture in __metadata__, so the
 // file loads into timm as it is.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Block } from '../vit/block';
 import { Attention } from '../vit/attention';
 import { VitConfig, validateConfig } from '../vit/config';

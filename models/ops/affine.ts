@@ -6,7 +6,7 @@
 // several times faster than a column reduction. Each input's gradient is computed only if
 // something trainable needs it, so frozen weights cost no weight gradient.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { matMulExplicit } from './explicitTransposeMatMul';
 import { kernelPolicy } from './kernelPolicy';
 

@@ -19,7 +19,7 @@
 //
 // Which formulation a backend uses is decided by models/ops/kernelPolicy.ts.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 export interface AttentionShape {
   readonly batch: number;

@@ -4,7 +4,7 @@
 // path. This registers the same gradient written with explicit transposes; each input's gradient
 // stays lazy, so frozen weights cost nothing in the backward pass.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** Swaps the last two axes. */
 function swapLast(x: tf.Tensor): tf.Tensor {

@@ -8,7 +8,7 @@
 // largest activation of every block), and it keeps only x and 1 + erf(x / sqrt 2) for it. Its
 // exp can go through the fast sigmoid kernel (expOfNonPositive).
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { kernelPolicy } from './kernelPolicy';
 
 const INVERSE_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);

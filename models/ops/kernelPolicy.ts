@@ -7,7 +7,7 @@
 // operator adds a bias for free, and its sigmoid (SIMD) is ~10x faster than the scalar exp kernel.
 // Native TensorFlow and the plain JavaScript cpu backend keep the plain formulations.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 export type AttentionKernel = 'batched-matmul' | 'depthwise-conv';
 

@@ -9,7 +9,7 @@
 // identical. The learned scale and shift stay outside (LayerNorm applies them with ordinary ops),
 // so their gradients are computed only when they train.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** The formula, differentiated op by op: the reference for normalize. */
 export function normalizeComposed<T extends tf.Tensor>(x: T, eps: number): T {

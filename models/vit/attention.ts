@@ -4,7 +4,7 @@
 // (models/ops/attentionCore.ts) takes the fused qkv output as it is, in the formulation the
 // backend runs fastest.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { batchedAttention, depthwiseAttention } from '../ops/attentionCore';
 import { kernelPolicy } from '../ops/kernelPolicy';
 import { Linear, Projection } from './linear';

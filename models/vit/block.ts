@@ -1,6 +1,6 @@
 // A pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)).
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Attention } from './attention';
 import { LayerNorm } from './layerNorm';
 import { Mlp } from './mlp';

@@ -1,7 +1,7 @@
 // LayerNorm over the last axis with learned scale and shift (the normalisation itself has a
 // hand-written gradient: models/ops/normalize.ts).
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { normalize } from '../ops/normalize';
 import { Module, NamedParameter, parameter } from './module';
 

@@ -1,7 +1,7 @@
 // A dense layer y = x W + b with W stored [in, out] (TensorFlow.js order; checkpoints in
 // PyTorch's [out, in] order are transposed by the checkpoint translator, never here).
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { affine } from '../ops/affine';
 import { ForwardContext, Module, NamedParameter, parameter } from './module';
 

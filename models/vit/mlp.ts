@@ -1,6 +1,6 @@
 // The transformer MLP: fc1, exact GELU, fc2.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { gelu } from '../ops/gelu';
 import { Linear, Projection } from './linear';
 import { ForwardContext, Module, NamedParameter, SeedSource, UNSEEDED, prefixed } from './module';

@@ -1,7 +1,7 @@
 // The contract every part of the model keeps: it names its parameters (timm's names, relative to
 // the part) and releases them on dispose.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { tfjsSeed } from '../../common/random';
 
 export type NamedParameter = readonly [name: string, variable: tf.Variable];

@@ -3,7 +3,7 @@
 // stride p, written as reshape + transpose + 2-D matMul because the wasm backend has no
 // convolution filter gradient and runs plain matMul fastest.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { affine } from '../ops/affine';
 import { Module, NamedParameter, parameter } from './module';
 

@@ -2,7 +2,7 @@
 // embeddings), composed of small parts whose parameters carry timm's names. forward is split
 // as in timm: forwardFeatures (normed tokens), pool (the class token), forwardHead (logits).
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Block } from './block';
 import { VitConfig, gridSize, validateConfig } from './config';
 import { LayerNorm } from './layerNorm';

@@ -14,7 +14,7 @@
 // Ownership: a Batch belongs to whoever receives it, also after unsubscribing. Batches the
 // producer built but never emitted (it was unsubscribed meanwhile) are disposed by the producer.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Observable } from 'rxjs';
 import { createRandom, permutation } from '../../common/random';
 import { DatasetSource, Sample } from './source';

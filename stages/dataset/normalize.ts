@@ -1,6 +1,6 @@
 // Pixel normalisation: uint8 images to float32 (value / 255 - mean) / std per channel.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;

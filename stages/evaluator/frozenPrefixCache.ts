@@ -8,7 +8,7 @@
 // Bounded by a byte budget per job: a set whose activations do not fit is not kept (and its
 // evaluations run the whole network, as without a cache).
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { VisionTransformer } from '../../models/vit/visionTransformer';
 import type { DatasetSource } from '../dataset/source';
 import type { Transform } from '../dataset/transforms';

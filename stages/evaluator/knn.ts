@@ -2,7 +2,7 @@
 // similarity to every bank feature, the k most similar vote for their class with weight
 // exp(similarity / T). Accuracy is reported for several k from one top-k search.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 export interface KnnOptions {
   readonly k: readonly number[];

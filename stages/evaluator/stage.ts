@@ -3,14 +3,14 @@
 // the bank recomputed with the current backbone; optionally with adapters/new blocks unplugged,
 // and through the pretrained checkpoint's own head when it had one).
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { lastValueFrom, tap } from 'rxjs';
 import { inject, injectable } from 'tsyringe';
 import { Linear } from '../../models/vit/linear';
 import { ForwardContext } from '../../models/vit/module';
 import { VisionTransformer } from '../../models/vit/visionTransformer';
 import { TOKENS } from '../../di/tokens';
-import type { DatasetStage } from '../dataset/stage';
+import { DatasetStage, DefaultDatasetStage } from '../dataset/stage';
 import { DatasetSource } from '../dataset/source';
 import { Transform } from '../dataset/transforms';
 import { FrozenBatch, FrozenPrefixCache } from './frozenPrefixCache';
@@ -42,11 +42,14 @@ export interface EvaluationRequest {
   readonly frozenPrefix?: FrozenPrefixCache;
 }
 
+/** What an evaluator returns; `| undefined` lets one written under exactOptionalPropertyTypes pass "not measured" through. */
 export interface EvaluationResult {
-  readonly newTaskAccuracy?: number;
-  readonly retention?: Record<number, number>;
-  readonly retentionUnplugged?: Record<number, number>;
-  readonly frozenHeadAccuracy?: number;
+  readonly newTaskAccuracy?: number | undefined;
+  readonly retention?: Record<number, number> | undefined;
+  readonly retentionUnplugged?: Record<number, number> | undefined;
+  readonly frozenHeadAccuracy?: number | undefined;
+  /** Measurements a custom evaluator adds, by name: they travel on the eval event to subscribers. */
+  readonly metrics?: Readonly<Record<string, number>> | undefined;
   readonly seconds: number;
 }
 
@@ -95,9 +98,13 @@ function recordedFeatures(model: VisionTransformer, images: tf.Tensor4D, labels:
   }
 }
 
+/**
+ * The default evaluator. The pipeline injects its dataset stage; `new DualEvaluator()` in code
+ * (to wrap it, or in a test) reads batches with the default one.
+ */
 @injectable()
 export class DualEvaluator implements EvaluatorStage {
-  constructor(@inject(TOKENS.dataset) private readonly dataset: DatasetStage) {}
+  constructor(@inject(TOKENS.dataset) private readonly dataset: DatasetStage = new DefaultDatasetStage()) {}
 
   /**
    * Class-token features of every image of a source, in order (and the head's accuracy, if

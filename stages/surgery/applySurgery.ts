@@ -2,7 +2,7 @@
 // head, plus the list of variables that train. The base model is cloned, never changed, so one
 // loaded base serves every method of a pipeline in turn.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Module } from '../../models/vit/module';
 import { VisionTransformer } from '../../models/vit/visionTransformer';
 import { describeExpansion, expandBlocks, planExpansion } from './blockExpansion';

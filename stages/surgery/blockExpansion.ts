@@ -5,7 +5,7 @@
 // New blocks are marked `added`: the depth in the model's config stays true, checkpoints record
 // where they are, and the unplugged view skips them (the original network).
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Block } from '../../models/vit/block';
 import { Linear, Projection } from '../../models/vit/linear';
 import { VisionTransformer } from '../../models/vit/visionTransformer';

@@ -2,7 +2,7 @@
 // slices of timm's fused qkv; proj, fc1, fc2 are whole projections), and merge, unmerge or bake
 // the adapters explicitly, for all layers at once or for none.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Linear } from '../../models/vit/linear';
 import { VisionTransformer } from '../../models/vit/visionTransformer';
 import { LoraAdapter, LoraLinear } from './loraLinear';

@@ -8,7 +8,7 @@
 // vitpeft.adapter = "lora", vitpeft.lora = {"rank", "alpha", "targets"}, the base
 // architecture (vitpeft.architecture) and its added blocks (vitpeft.added_blocks).
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { METADATA, CheckpointError } from '../../models/checkpoint/vitCheckpoint';
 import { SafetensorsFile, WritableTensor, writeSafetensors } from '../../models/checkpoint/safetensors';
 import { VitConfig } from '../../models/vit/config';

@@ -7,7 +7,7 @@
 //   lora_A.q, lora_B.q (slices of a fused qkv: q, k, v)   lora_A, lora_B (a whole projection)
 // In the model A is [in, r] and B is [r, slice width]; files hold PyTorch's orientation.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { tfjsSeed } from '../../common/random';
 import { affine } from '../../models/ops/affine';
 import { Linear, Projection } from '../../models/vit/linear';

@@ -2,7 +2,7 @@
 // (the whole model, blocks, adapters, the head): every variable of those parts is made trainable
 // and every other variable of the model frozen, by structure rather than by matching names.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Module } from '../../models/vit/module';
 import { VisionTransformer } from '../../models/vit/visionTransformer';
 

@@ -2,7 +2,7 @@
 // network at almost no memory or time (one block's worth instead of depth blocks, no random draws),
 // for counting what surgery makes trainable. Its outputs mean nothing.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Attention } from '../../models/vit/attention';
 import { Block } from '../../models/vit/block';
 import { VitConfig, gridSize, validateConfig } from '../../models/vit/config';

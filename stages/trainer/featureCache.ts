@@ -5,7 +5,7 @@
 // running the backbone. Examples are identified by the caller's ids (e.g. the index in the
 // dataset); the caller vouches that an id always means the same pixels.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { VisionTransformer } from '../../models/vit/visionTransformer';
 import { embeddingsTrain, forwardPrefix } from './forward';
 

@@ -4,7 +4,7 @@
 // prefix: embedding and every block run inside the tape. Only the class-token rows go through
 // the final norm and the head.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { ForwardContext } from '../../models/vit/module';
 import { VisionTransformer } from '../../models/vit/visionTransformer';
 

@@ -1,7 +1,7 @@
 // Cross-entropy in its soft-target form (timm's SoftTargetCrossEntropy on one-hot labels, as the
 // paper's code uses), with optional label smoothing: targets (1 - e) one-hot + e / classes.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 export function softTargets(labels: tf.Tensor1D, classes: number, labelSmoothing = 0): tf.Tensor2D {
   return tf.tidy(() => {

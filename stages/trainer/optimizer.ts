@@ -1,7 +1,7 @@
 // Optimizers with PyTorch's update rules and explicit, saveable state (so a run can resume
 // bit for bit). They update exactly the variables they are given — the surgery's trainable list.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 export interface OptimizerSpec {
   readonly optimizer: 'sgd' | 'adamw';

@@ -2,7 +2,7 @@
 // A step computes gradients of the cross-entropy for exactly the surgery's trainable variables,
 // updates them, and leaves the tensor count unchanged.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { VisionTransformer } from '../../models/vit/visionTransformer';
 import { crossEntropy, softTargets } from './loss';
 import { Optimizer, OptimizerSpec, clipByGlobalNorm, createOptimizer } from './optimizer';
@@ -37,7 +37,7 @@ export interface StepMetrics {
   readonly loss: number;
   readonly lr: number;
   readonly imagesPerSecond: number;
-  readonly gradNorm?: number;
+  readonly gradNorm?: number | undefined;
 }
 
 /** Training produced a non-finite loss: the run of this method stops. */

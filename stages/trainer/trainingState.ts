@@ -5,7 +5,7 @@
 // optimizer's own step count, and whatever JSON the caller adds. Only safetensors is read:
 // nothing in the file can run code, and every byte is checked before use.
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { parseStrictJson } from '../../models/checkpoint/strictJson';
 import { LazyTensor, SafetensorsFile, writeSafetensorsStreaming } from '../../models/checkpoint/safetensors';
 import { TrainingSession } from './session';
