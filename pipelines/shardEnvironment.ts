@@ -59,6 +59,7 @@ function slurmShard(env: Environment): Shard {
     throw new ShardError(`--shard auto: the Slurm array's task IDs are not evenly spaced (${given}); submit it as --array=A-B or --array=A-B:STEP`);
   }
   const step = span / (count - 1);
+  // Slurm sets the step of --array=A-B:S; for a list (--array=0,2,4) it sets 1 whatever the spacing.
   const stated = wholeNumber(env[SLURM.step], SLURM.step, 1);
   if (stated !== undefined && stated !== step && stated !== 1) {
     throw new ShardError(`--shard auto: inconsistent Slurm array (${given}, ${SLURM.step}=${stated}; expected step ${step})`);

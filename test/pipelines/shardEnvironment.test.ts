@@ -48,6 +48,11 @@ describe('resolveShard: --shard i/n, or auto from the scheduler', () => {
     expect(shardsOf(tasks)).to.deep.equal([1, 2, 3, 4].map((index) => ({ index, count: 4 })));
   });
 
+  it('maps an evenly spaced Slurm list (--array=0,2,4, for which Slurm sets SLURM_ARRAY_TASK_STEP=1)', () => {
+    const tasks = slurmTasks(0, 4, 2).map((env) => ({ ...env, SLURM_ARRAY_TASK_STEP: '1' }));
+    expect(shardsOf(tasks)).to.deep.equal([1, 2, 3].map((index) => ({ index, count: 3 })));
+  });
+
   it('maps a one-task array to 1/1', () => {
     expect(shardsOf(slurmTasks(3, 3))).to.deep.equal([{ index: 1, count: 1 }]);
   });
