@@ -29,7 +29,7 @@ const LOOKED_FOR = `${SLURM.id} (a Slurm array, with ${SLURM.min}, ${SLURM.max},
 type Environment = Readonly<Record<string, string | undefined>>;
 
 function wholeNumber(text: string | undefined, what: string, min: number): number | undefined {
-  if (text === undefined) return undefined;
+  if (text === undefined || text === '') return undefined;
   const value = Number(text.trim());
   if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) {
     throw new ShardError(`--shard auto: ${what} is '${text}', expected an integer >= ${min}`);
@@ -101,8 +101,9 @@ export function resolveShard(value: string, env: Environment): Shard {
     throw new ShardError(`--shard ${text} disagrees with ${SHARDS_ENV}=${fromEnvironment}`);
   }
   const expected = fromOption ?? fromEnvironment;
-  const inSlurm = env[SLURM.id] !== undefined;
-  const inKubernetes = env[KUBERNETES_INDEX] !== undefined;
+  // A variable set to nothing (`export X=`) counts as unset.
+  const inSlurm = (env[SLURM.id] ?? '') !== '';
+  const inKubernetes = (env[KUBERNETES_INDEX] ?? '') !== '';
   if (inSlurm && inKubernetes) throw new ShardError(`--shard auto: both ${SLURM.id} and ${KUBERNETES_INDEX} are set; run under one scheduler, or give --shard i/n`);
   if (inKubernetes) return kubernetesShard(env, expected);
   if (!inSlurm) throw new ShardError(`--shard auto: no scheduler shard in the environment; looked for ${LOOKED_FOR}`);
