@@ -49,6 +49,18 @@ function knnHeadline(dir: string): number {
   }
 }
 
+/**
+ * `vitpeft merge out/<name>` where out/<name> is not a run: the shard folders beside it
+ * (out/<name>-shard<i>of<n>), merged into it.
+ */
+export function shardsBeside(dir: string): string[] {
+  if (fs.existsSync(path.join(dir, RUN_RECORD))) return [];
+  const parent = path.dirname(path.resolve(dir));
+  const pattern = new RegExp(`^${path.basename(path.resolve(dir)).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-shard\\d+of\\d+$`);
+  if (!fs.existsSync(parent)) return [];
+  return fs.readdirSync(parent).filter((name) => pattern.test(name)).sort().map((name) => path.join(parent, name));
+}
+
 /** The grid's shard folders become one run folder (default: <out>/<name>, beside the shards). */
 async function mergeGrid(dirs: string[], options: MergeOptions): Promise<void> {
   for (const dir of dirs) {
@@ -98,13 +110,16 @@ function mergeRuns(dirs: string[], options: MergeOptions): void {
 export function mergeCommand(): Command {
   return new Command('merge')
     .description('merge the shard folders of one grid (vitpeft run --shard) into the whole run, or show several runs in one table')
-    .argument('<dirs...>', 'shard folders (out/<name>-shard<i>of<n>), or run folders')
+    .argument('<dirs...>', 'shard folders (out/<name>-shard<i>of<n>), or out/<name> for all the shard folders beside it, or run folders')
     .option('--into <dir>', 'where the merged run goes (default: <out>/<name> beside the shards, where an unsharded run would write)')
     .option('--partial', 'merge even when jobs are missing (they are named on stderr)')
     .option('--no-plots', 'do not draw the SVG plots')
     .option('--out <file>', 'also write the merged results.csv here')
     .action(async (dirs: string[], options: MergeOptions) => {
-      if (dirs.some(isShardFolder)) await mergeGrid(dirs, options);
+      const beside = dirs.length === 1 ? shardsBeside(dirs[0]) : [];
+      if (beside.length > 0) await mergeGrid(beside, { ...options, into: options.into ?? dirs[0] });
+      else if (dirs.length === 1 && !fs.existsSync(dirs[0])) throw new UsageError(`${dirs[0]}: no such folder, and no shard folders ${path.basename(dirs[0])}-shard<i>of<n> beside it`);
+      else if (dirs.some(isShardFolder)) await mergeGrid(dirs, options);
       else {
         if (options.into !== undefined || options.partial) throw new UsageError('--into and --partial merge the shards of a grid; these folders are not shards (their run.json records no --shard)');
         mergeRuns(dirs, options);

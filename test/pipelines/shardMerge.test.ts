@@ -66,6 +66,10 @@ describe('a grid over scheduler tasks: vitpeft run --shard auto, --resume auto, 
     expect(readCsv(path.join(merged, 'timings.csv'))).to.have.length(6);
     expect(fs.readFileSync(path.join(merged, 'tradeoff.svg'), 'utf8')).to.match(/^<svg/);
     expect(fs.existsSync(path.join(merged, 'run.json')), 'a merged folder is not a resumable run').to.equal(false);
+    // `vitpeft merge out/toy`: the shard folders beside it, merged into it again
+    fs.rmSync(path.join(merged, 'results.csv'));
+    expectOk(runCli(['merge', merged, '--no-plots']));
+    expect(fs.readFileSync(path.join(merged, 'results.csv'), 'utf8')).to.equal(fs.readFileSync(path.join(plain, 'toy', 'results.csv'), 'utf8'));
   });
 
   it('names the missing jobs and the shard folder they need, and merges what there is only with --partial', () => {
