@@ -1,8 +1,11 @@
 // `vitpeft run [PIPELINE]`: runs every method of a pipeline file (the built-in default when none
 // is given), streaming CSVs into out/<run>/ and ending with the table and the plots.
 // `vitpeft run --resume out/<run>` continues an interrupted run with the pipeline and options
-// saved in its run.json. SIGINT or SIGTERM stops at the end of the current step with a
-// checkpoint and the results so far (exit code 130); a second signal exits at once.
+// saved in its run.json; `--resume auto` continues the run these options name if it was started
+// (a requeued scheduler task), and `--shard auto` takes the shard from a Slurm array or a
+// Kubernetes Indexed Job. `--list-jobs` prints the jobs and runs nothing. SIGINT or SIGTERM
+// stops at the end of the current step with a checkpoint and the results so far (exit code
+// 130); a second signal exits at once.
 
 import { Command } from 'commander';
 import * as fs from 'fs';
