@@ -86,6 +86,6 @@ export function mergeShards(grid: ShardGrid, into: string, reporter: ReporterSta
       interrupted: merged.length < grid.jobs.length,
     },
   ];
-  // TODO(issue 16): report.html comes with the reporter stage when it writes one at run-end; nothing to add here.
+  // Whatever else the reporter stage writes at run-end (a report page, say) comes with it here.
   return from(events).pipe(reporter.record());
 }

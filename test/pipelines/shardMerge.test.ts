@@ -107,6 +107,17 @@ describe('a grid over scheduler tasks: vitpeft run --shard auto, --resume auto, 
     expect(result.stderr).to.include(`${fixture.folder}: not a shard folder (no run.json)`);
   });
 
+  it('still shows folders of unrelated runs (not shards) as one table', () => {
+    const copy = path.join(fixture.folder, 'again', 'toy');
+    fs.cpSync(path.join(plain, 'toy'), copy, { recursive: true });
+    const merged = path.join(fixture.folder, 'runs.csv');
+    const result = runCli(['merge', path.join(plain, 'toy'), copy, '--out', merged]);
+    expectOk(result);
+    expect(result.stdout).to.include('toy: merged from 2 run folder(s)');
+    expect(readCsv(merged)).to.have.length(1 + 12);
+    expect(runCli(['merge', path.join(plain, 'toy'), copy, '--partial']).stderr).to.include('--into and --partial merge the shards of a grid');
+  });
+
   it('--resume auto: a requeued task keeps its finished jobs and runs the rest; other options are refused', () => {
     const requeued = path.join(fixture.folder, 'requeued');
     fs.cpSync(shard(2), path.join(requeued, 'toy-shard2of3'), { recursive: true });
