@@ -75,19 +75,20 @@ function readKnn(folder: string): { k: number[]; headline: number } | undefined 
   return { k: knn.k, headline: knn.headline };
 }
 
-export function readShardGrid(folders: readonly string[]): ShardGrid {
-  if (folders.length === 0) throw new ShardGridError('vitpeft merge', 'no shard folders given');
-  const records = folders.map((folder) => ({ folder: path.resolve(folder), record: readRunRecord(folder) }));
-  const first = records[0];
-  const shardOf = (folder: string, record: (typeof records)[number]['record']): Shard => {
+type Recorded = { readonly folder: string; readonly record: ReturnType<typeof readRunRecord> };
+
+/** The shard folders, by index, after checking that they are shards of one grid. */
+function checkShards(records: readonly Recorded[], warnings: string[]): ShardFolder[] {
+  const [first] = records;
+  const shardOf = ({ folder, record }: Recorded): Shard => {
     if (!record.options.shard) throw new ShardGridError(folder, 'is not a shard (its run.json records no --shard); merge shard folders of one grid');
     return record.options.shard;
   };
-  const count = shardOf(first.folder, first.record).count;
+  const count = shardOf(first).count;
   const byIndex = new Map<number, string>();
-  const warnings: string[] = [];
-  for (const { folder, record } of records) {
-    const shard = shardOf(folder, record);
+  for (const recorded of records) {
+    const { folder, record } = recorded;
+    const shard = shardOf(recorded);
     const specDifferences = jsonDifferences(recordedSpec(first.record.loaded.spec), recordedSpec(record.loaded.spec));
     if (specDifferences.length > 0) throw new ShardGridError(folder, `is a shard of another pipeline than ${first.folder} (different: ${specDifferences.join(', ')})`);
     const optionDifferences = jsonDifferences({ only: first.record.options.only, seeds: first.record.options.seeds }, { only: record.options.only, seeds: record.options.seeds });
@@ -98,40 +99,64 @@ export function readShardGrid(folders: readonly string[]): ShardGrid {
     byIndex.set(shard.index, folder);
     if (record.backend !== first.record.backend) warnings.push(`${folder} ran on backend '${record.backend}', ${first.folder} on '${first.record.backend}'`);
   }
-  const spec = first.record.loaded.spec;
-  const { shard: _first, ...options } = first.record.options;
-  const parent = path.dirname(first.folder);
-  const shards = [...byIndex.entries()].sort(([a], [b]) => a - b).map(([index, folder]) => ({ folder, shard: { index, count } }));
+  return [...byIndex.entries()].sort(([a], [b]) => a - b).map(([index, folder]) => ({ folder, shard: { index, count } }));
+}
+
+type Found = Pick<GridJob, 'result' | 'missing' | 'evals'>;
+
+/** What one shard folder holds for each of its jobs, and its baseline evaluation. */
+function readShard({ folder, shard }: ShardFolder, loaded: LoadedPipeline, options: ShardGrid['options']): { jobs: Map<string, Found>; baseline?: EvalEvent } {
+  const { spec } = loaded;
+  const resultsFile = path.join(folder, 'results.csv');
+  const results = fs.existsSync(resultsFile) ? readResultsFile(resultsFile) : undefined;
+  if (results?.run !== undefined && results.run !== spec.name) throw new ShardGridError(resultsFile, `holds run '${results.run}' but run.json is for '${spec.name}'`);
+  const evalsFile = path.join(folder, 'evals.csv');
+  const evals = fs.existsSync(evalsFile) ? readCsv(evalsFile).map((row) => evalFromRow(row, evalsFile)) : [];
+  const jobs = new Map<string, Found>();
+  for (const job of planJobs(spec, { ...options, shard })) {
+    const row = results?.results.find((r) => r.method === job.method && r.seed === job.seed);
+    const found: Found =
+      row && FINAL.has(row.status)
+        ? { result: row, evals: evals.filter((e) => e.method === job.method && e.seed === job.seed) }
+        : { missing: `${row ? row.status : 'not run'} in ${folder}`, evals: [] };
+    jobs.set(jobKey(job.method, job.seed), found);
+  }
+  return { jobs, baseline: evals.find((e) => e.method === BASELINE) };
+}
+
+export function readShardGrid(folders: readonly string[]): ShardGrid {
+  if (folders.length === 0) throw new ShardGridError('vitpeft merge', 'no shard folders given');
+  const records = folders.map((folder) => ({ folder: path.resolve(folder), record: readRunRecord(folder) }));
+  const warnings: string[] = [];
+  const shards = checkShards(records, warnings);
+  const { loaded } = records[0].record;
+  const { shard: _first, ...options } = records[0].record.options;
+  const { count } = shards[0].shard;
 
   let baseline: EvalEvent | undefined;
   let knn: { k: number[]; headline: number } | undefined;
-  const found = new Map<string, { result?: MethodResult; missing?: string; evals: EvalEvent[] }>();
-  for (const { folder, shard } of shards) {
-    knn ??= readKnn(folder);
-    const resultsFile = path.join(folder, 'results.csv');
-    const results = fs.existsSync(resultsFile) ? readResultsFile(resultsFile) : undefined;
-    if (results?.run !== undefined && results.run !== spec.name) throw new ShardGridError(resultsFile, `holds run '${results.run}' but run.json is for '${spec.name}'`);
-    const evalsFile = path.join(folder, 'evals.csv');
-    const evals = fs.existsSync(evalsFile) ? readCsv(evalsFile).map((row) => evalFromRow(row, evalsFile)) : [];
-    for (const event of evals.filter((e) => e.method === BASELINE)) {
-      if (baseline === undefined) baseline = event;
-      else if (JSON.stringify(event.retention) !== JSON.stringify(baseline.retention)) warnings.push(`${folder}: its pretrained baseline differs from ${shards[0].folder}'s; keeping the first`);
-    }
-    for (const job of planJobs(spec, { ...options, shard })) {
-      const key = jobKey(job.method, job.seed);
-      const row = results?.results.find((r) => r.method === job.method && r.seed === job.seed);
-      const jobEvals = evals.filter((e) => e.method === job.method && e.seed === job.seed);
-      if (row && FINAL.has(row.status)) found.set(key, { result: row, evals: jobEvals });
-      else found.set(key, { missing: `${row ? row.status : 'not run'} in ${folder}`, evals: [] });
+  const found = new Map<string, Found>();
+  for (const shard of shards) {
+    knn ??= readKnn(shard.folder);
+    const read = readShard(shard, loaded, options);
+    for (const [key, job] of read.jobs) found.set(key, job);
+    if (baseline === undefined) baseline = read.baseline;
+    else if (read.baseline && JSON.stringify(read.baseline.retention) !== JSON.stringify(baseline.retention)) {
+      warnings.push(`${shard.folder}: its pretrained baseline differs from ${shards[0].folder}'s; keeping the first`);
     }
   }
-  const jobs = planJobs(spec, options).map((job, i): GridJob => {
-    const shard = { index: (i % count) + 1, count };
-    const entry = found.get(jobKey(job.method, job.seed));
-    const base = { method: job.method, seed: job.seed, steps: job.settings.steps, shard };
-    if (entry) return { ...base, ...entry };
-    return { ...base, missing: `its folder was not given (expected ${runFolder(parent, spec.name, shard)})`, evals: [] };
-  });
   if (!knn) throw new ShardGridError(shards[0].folder, 'no shard has a spec.json: none of them started; run the shards first');
-  return { loaded: first.record.loaded, options, count, shards, jobs, baseline, warnings, knn };
+  // Which shard each job belongs to, for the ones whose folder was not given.
+  const shardOfJob = new Map<string, Shard>();
+  for (let index = 1; index <= count; index++) {
+    for (const job of planJobs(loaded.spec, { ...options, shard: { index, count } })) shardOfJob.set(jobKey(job.method, job.seed), { index, count });
+  }
+  const parent = path.dirname(shards[0].folder);
+  const jobs = planJobs(loaded.spec, options).map((job): GridJob => {
+    const key = jobKey(job.method, job.seed);
+    const shard = shardOfJob.get(key)!;
+    const base = { method: job.method, seed: job.seed, steps: job.settings.steps, shard };
+    return { ...base, ...(found.get(key) ?? { missing: `its folder was not given (expected ${runFolder(parent, loaded.spec.name, shard)})`, evals: [] }) };
+  });
+  return { loaded, options, count, shards, jobs, baseline, warnings, knn };
 }
