@@ -316,7 +316,8 @@ export function trimCsv(file: string, keep: (row: Record<string, string>) => boo
   return kept.map(({ record }) => record);
 }
 
-function evalFromRow(row: Record<string, string>, file: string): EvalEvent {
+/** An evals.csv row as a restored eval event (its numbers checked). */
+export function evalFromRow(row: Record<string, string>, file: string): EvalEvent {
   const number = (column: string): number | undefined => {
     const text = row[column];
     if (text === undefined || text === '') return undefined;

@@ -1,8 +1,11 @@
 // `vitpeft run [PIPELINE]`: runs every method of a pipeline file (the built-in default when none
 // is given), streaming CSVs into out/<run>/ and ending with the table and the plots.
 // `vitpeft run --resume out/<run>` continues an interrupted run with the pipeline and options
-// saved in its run.json. SIGINT or SIGTERM stops at the end of the current step with a
-// checkpoint and the results so far (exit code 130); a second signal exits at once.
+// saved in its run.json; `--resume auto` continues the run these options name if it was started
+// (a requeued scheduler task), and `--shard auto` takes the shard from a Slurm array or a
+// Kubernetes Indexed Job. `--list-jobs` prints the jobs and runs nothing. SIGINT or SIGTERM
+// stops at the end of the current step with a checkpoint and the results so far (exit code
+// 130); a second signal exits at once.
 
 import { Command } from 'commander';
 import * as fs from 'fs';
@@ -11,7 +14,7 @@ import { lastValueFrom } from 'rxjs';
 import { TOKENS } from '../../di/tokens';
 import { pipeline } from '../../pipelines/composer';
 import type { PipelineEvent } from '../../common/events';
-import { CHECKPOINT_FOLDER, jsonDifferences, readRunRecord, recordedSpec } from '../../pipelines/resume';
+import { CHECKPOINT_FOLDER, RUN_RECORD, RecordedOptions, jsonDifferences, readRunRecord, recordedSpec } from '../../pipelines/resume';
 import type { RunOptions } from '../../pipelines/job';
 import type { ReporterOptions } from '../../stages/reporter/stage';
 import { DEFAULT_PIPELINE } from '../../pipelines/builtin';
@@ -20,28 +23,32 @@ import { InterruptedError, UsageError } from '../errors';
 import { withStopSignal } from '../stopOnSignal';
 import { startBackend } from '../startBackend';
 import { parseInteger } from '../options';
+import { Shard, ShardError, resolveShard } from '../../pipelines/shardEnvironment';
+import { planJobs } from '../../pipelines/job';
+import { runFolder } from '../../pipelines/shardGrid';
 
 interface RunCommandOptions {
   out: string;
   only?: string[];
-  shard?: { index: number; count: number };
+  shard?: Shard;
   seeds?: number;
   saveModels: boolean;
   plots: boolean;
   resume?: string;
+  listJobs?: boolean;
 }
 
-export function parseShard(value: string): { index: number; count: number } {
-  const match = /^(\d+)\/(\d+)$/.exec(value.trim());
-  const index = match ? Number(match[1]) : NaN;
-  const count = match ? Number(match[2]) : NaN;
-  if (!match || count < 1 || index < 1 || index > count) throw new UsageError(`--shard: expected i/n with 1 <= i <= n (e.g. 2/4), got '${value}'`);
-  return { index, count };
-}
+/** `--resume auto`: continue the run in the folder the other options name if it has one, else start it. */
+const RESUME_AUTO = 'auto';
 
-/** The run folder: <out>/<name>, with the shard in the name so shards never collide. */
-export function runFolder(out: string, name: string, shard?: { index: number; count: number }): string {
-  return path.resolve(out, shard ? `${name}-shard${shard.index}of${shard.count}` : name);
+/** `--shard i/n`, `auto` or `auto/N` (from the scheduler's environment: pipelines/shardEnvironment.ts). */
+export function parseShard(value: string): Shard {
+  try {
+    return resolveShard(value, process.env);
+  } catch (error) {
+    if (error instanceof ShardError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 const GENERATED = ['metrics.csv', 'evals.csv', 'results.csv', 'timings.csv', 'summary.csv', 'spec.json', 'run.json', 'tradeoff.svg', 'forgetting.svg'];
@@ -67,29 +74,69 @@ function resumeTarget(folder: string, file: string | undefined, options: RunComm
   return { loaded: record.loaded, runOptions: { ...record.options, resume: true }, backend: record.backend };
 }
 
+/**
+ * `--resume auto` (a requeued array task runs the same command again): the run in the folder
+ * that the pipeline, --out and --shard name continues when it has a run record, which must
+ * record the same pipeline and options; otherwise the run starts there.
+ */
+function resumeIfStarted(folder: string, loaded: LoadedPipeline, given: RecordedOptions): { runOptions: Partial<RunOptions>; backend?: string } {
+  if (!fs.existsSync(path.join(folder, RUN_RECORD))) return { runOptions: { ...given } };
+  const record = readRunRecord(folder);
+  const differences = [
+    ...jsonDifferences(record.loaded.spec, recordedSpec(loaded.spec)),
+    ...jsonDifferences({ ...record.options, saveModels: record.options.saveModels ?? true }, { ...given, saveModels: given.saveModels ?? true }),
+  ];
+  if (differences.length > 0) {
+    throw new UsageError(
+      `--resume auto: the run in ${folder} was started with another pipeline or options (different: ${differences.join(', ')}); ` +
+        `give the same ones, --resume ${folder} to continue it as it was, or another --out to start anew`,
+    );
+  }
+  return { runOptions: { ...record.options, resume: true }, backend: record.backend };
+}
+
+/** `--list-jobs`: how many jobs (array tasks) the pipeline has after --only, --seeds and --shard, and which. */
+function listJobs(loaded: LoadedPipeline, options: RunCommandOptions): string {
+  const jobs = planJobs(loaded.spec, options);
+  const scope = options.shard ? ` in shard ${options.shard.index}/${options.shard.count}` : '';
+  const lines = jobs.map((job, i) => `${i + 1}\t${job.method}\tseed ${job.seed}\t${job.settings.steps} steps`);
+  return `${jobs.length} job(s) in '${loaded.spec.name}'${scope}\n${lines.map((line) => `${line}\n`).join('')}`;
+}
+
 export function runCommand(): Command {
   return new Command('run')
     .description('run every method of a pipeline file (default: the built-in Split-MNIST pipeline) and report the trade-off')
     .argument('[pipeline]', `a pipeline file (.json or .yaml; default ${path.relative(process.cwd(), DEFAULT_PIPELINE) || DEFAULT_PIPELINE})`)
     .option('--out <dir>', 'output root; the run goes to <dir>/<name>', 'out')
     .option('--only <names>', 'run only these methods, comma-separated (e.g. full,lora-r8)', (value: string) => value.split(',').map((name) => name.trim()).filter(Boolean))
-    .option('--shard <i/n>', 'run every n-th method x seed, starting at the i-th', parseShard)
+    .option('--shard <i/n|auto|auto/N>', 'run every n-th method x seed, starting at the i-th; auto: i and n from a Slurm array or a Kubernetes Indexed Job (N or $VITPEFT_SHARDS: the count, which Kubernetes does not give)', parseShard)
     .option('--seeds <n>', 'repeat every method with n seeds (seed, seed+1, ...) and report mean ± std', parseInteger('--seeds', 1, 100))
     .option('--no-save-models', 'do not write trained adapters/checkpoints')
     .option('--no-plots', 'do not draw the SVG plots')
-    .option('--resume <run-folder>', 'continue an interrupted run (out/<name>): finished methods are kept, the interrupted one continues from its last checkpoint')
+    .option('--resume <run-folder|auto>', "continue an interrupted run (out/<name>): finished methods are kept, the interrupted one continues from its last checkpoint; auto: continue the run these options name if it was started, else start it (a requeued array task)")
+    .option('--list-jobs', 'print the number of jobs (method x seed, after --only, --seeds and --shard) and their names, and run nothing')
     .action(async (file: string | undefined, options: RunCommandOptions, command: Command) => {
       let loaded: LoadedPipeline;
       let outDir: string;
       let runOptions: Partial<RunOptions>;
       let recordedBackend: string | undefined;
-      if (options.resume !== undefined) {
+      if (options.listJobs) {
+        if (options.resume !== undefined) throw new UsageError('--list-jobs: lists the jobs of a pipeline file; leave out --resume');
+        process.stdout.write(listJobs(loadPipelineFile(file ?? DEFAULT_PIPELINE), options));
+        return;
+      }
+      if (options.resume !== undefined && options.resume !== RESUME_AUTO) {
         outDir = path.resolve(options.resume);
         ({ loaded, runOptions, backend: recordedBackend } = resumeTarget(outDir, file, options, command));
       } else {
         loaded = loadPipelineFile(file ?? DEFAULT_PIPELINE);
         outDir = runFolder(options.out, loaded.spec.name, options.shard);
-        runOptions = { only: options.only, shard: options.shard, seeds: options.seeds, saveModels: options.saveModels };
+        const given: RecordedOptions = { only: options.only, shard: options.shard, seeds: options.seeds, saveModels: options.saveModels };
+        ({ runOptions, backend: recordedBackend } = options.resume === RESUME_AUTO ? resumeIfStarted(outDir, loaded, given) : { runOptions: given });
+        if (options.shard && planJobs(loaded.spec, runOptions).length === 0) {
+          process.stderr.write(`vitpeft: shard ${options.shard.index}/${options.shard.count} of '${loaded.spec.name}' has no jobs (vitpeft run --list-jobs counts them); nothing to run\n`);
+          return;
+        }
       }
       const last = await withStopSignal(`vitpeft run --resume ${outDir}`, async (stop): Promise<PipelineEvent | undefined> => {
         const backend = await startBackend(command);
