@@ -10,6 +10,7 @@
 //   npm run bench                         the table
 //   npm run --silent bench -- --json      one JSON object on stdout (npm prints a banner unless --silent)
 //   npm run bench -- --only train.full,eval --runs 3 --threads 1 --out bench.json
+//   npm run bench -- --pytorch            then the same cases in PyTorch, and the ratios
 
 import { spawnSync } from 'child_process';
 import { Command } from 'commander';
@@ -18,6 +19,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { BACKEND_CHOICES, BackendChoice, initBackend, isBackendChoice } from '../di/backend';
 import { BenchCase, CASES, caseId } from './cases';
+import { runPytorch } from './pytorch';
 
 interface BenchOptions {
   json: boolean;
@@ -28,6 +30,7 @@ interface BenchOptions {
   threads?: number;
   out?: string;
   child?: string;
+  pytorch: boolean;
 }
 
 /** What a child process reports for its case. */
@@ -188,6 +191,24 @@ async function runAll(options: BenchOptions): Promise<void> {
     const { id: _id, backend: _backend, threads: _threads, ...rest } = report;
     (summary[group] as Record<string, unknown>)[name] = rest;
   }
+  if (options.pytorch) {
+    const pytorch = runPytorch(reports.map((report) => report.id), options.runs, options.warmup);
+    summary.pytorch = pytorch;
+    if ('error' in pytorch) {
+      log(`pytorch: ${pytorch.error}`);
+      process.exitCode = 1;
+    } else {
+      log('');
+      log(`same cases in PyTorch ${pytorch.torch} (1 OpenMP + 2 OpenBLAS threads, best of 1 or 2 intra-op threads), run after vitpeft's:`);
+      log(formatRow(['case', '', 'vitpeft img/s', 'PyTorch img/s', 'ratio', 'torch thr'], [24, 0, 13, 13, 7, 9]));
+      for (const report of reports) {
+        const theirs = pytorch.cases[report.id];
+        if (!theirs) continue;
+        const ratio = report.images_per_second / theirs.images_per_second;
+        log(formatRow([report.id, '', report.images_per_second.toFixed(2), theirs.images_per_second.toFixed(2), ratio.toFixed(2), String(theirs.threads)], [24, 0, 13, 13, 7, 9]));
+      }
+    }
+  }
   const json = JSON.stringify(summary);
   if (options.out) fs.writeFileSync(options.out, `${JSON.stringify(summary, null, 2)}\n`);
   if (options.json) process.stdout.write(`${json}\n`);
@@ -206,6 +227,7 @@ async function main(argv: string[]): Promise<void> {
     }, 'auto')
     .option('--threads <n>', 'wasm threads (default: $VITPEFT_THREADS, else one per CPU core)', positiveInteger('--threads', 1))
     .option('--out <file>', 'also write the JSON (indented) to this file')
+    .option('--pytorch', 'then run the same cases in PyTorch (scripts/bench_pytorch.py, Debian python3-torch) and print the ratios', false)
     .addOption(new Command().createOption('--child <case>', 'internal: run one case in this process').hideHelp());
   program.parse(argv);
   const options = program.opts<BenchOptions>();
