@@ -9,13 +9,14 @@
 // checkpoints/pretrain.safetensors while unfinished.
 
 import { createHash } from 'crypto';
+import { isLeft } from 'fp-ts/Either';
+import * as t from 'io-ts';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Observable, defer, from, lastValueFrom, map, of, tap } from 'rxjs';
 import { writeFileAtomic } from '../common/atomicWrite';
 import type { CheckpointEvent, EvalEvent, StepEvent } from '../common/events';
 import type { StopSignal } from '../common/stopSignal';
-import { parseStrictJson } from '../models/checkpoint/strictJson';
 import { saveVit } from '../models/checkpoint/vitCheckpoint';
 import { VisionTransformer } from '../models/vit/visionTransformer';
 import { EvaluationData } from '../stages/evaluator/stage';
@@ -27,7 +28,8 @@ import { trainingStateCheckpoint } from './loop/checkpoint';
 import { evaluationSchedule } from './loop/schedule';
 import { transformFor } from './prepare';
 import { PretrainSpec, decodePretrain } from './pretrainSpec';
-import { CHECKPOINT_FOLDER, ResumeError, canonicalJson, trimCsv } from './resume';
+import { CHECKPOINT_FOLDER, ResumeError, canonicalJson, readRecordFile, trimCsv } from './resume';
+import { closed, formatErrors } from './codecs';
 import { resolveTrain } from './spec';
 
 export type PretrainStatus = 'ok' | 'interrupted' | 'diverged';
@@ -208,26 +210,14 @@ async function preparePretrain(stages: Pick<Stages, 'dataset'>, loaded: LoadedPr
   }
 }
 
+const PretrainRecordCodec = closed('pretraining record', { format: t.literal(PRETRAIN_RECORD_FORMAT), spec: t.unknown, file: t.string, baseDir: t.string });
+
 /** Reads a pretraining folder's pretrain.json: the spec goes through the same decoder as a file. */
 export function readPretrainRecord(outDir: string): LoadedPretrain {
-  const file = path.join(outDir, PRETRAIN_RECORD);
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new ResumeError(code === 'ENOENT' ? outDir : file, code === 'ENOENT' ? `no ${PRETRAIN_RECORD} here: not a pretraining folder; start it again without --resume` : `cannot read (${code})`);
-  }
-  let value: unknown;
-  try {
-    value = parseStrictJson(text);
-  } catch (error) {
-    throw new ResumeError(file, `not valid JSON (${(error as Error).message})`);
-  }
-  const record = value as { format?: unknown; spec?: unknown; file?: unknown; baseDir?: unknown } | null;
-  if (typeof record !== 'object' || record === null || record.format !== PRETRAIN_RECORD_FORMAT || typeof record.file !== 'string' || typeof record.baseDir !== 'string') {
-    throw new ResumeError(file, `not a vitpeft pretraining record (expected {format: '${PRETRAIN_RECORD_FORMAT}', spec, file, baseDir})`);
-  }
+  const { file, value } = readRecordFile(outDir, PRETRAIN_RECORD, 'not a pretraining folder; start it again without --resume');
+  const decoded = PretrainRecordCodec.decode(value);
+  if (isLeft(decoded)) throw new ResumeError(file, `not a vitpeft pretraining record: ${formatErrors(decoded.left).join('; ')}`);
+  const record = decoded.right;
   return { spec: decodePretrain(record.spec, `${file} (spec)`), file: record.file, baseDir: record.baseDir };
 }
 

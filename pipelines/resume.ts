@@ -68,25 +68,30 @@ export function writeRunRecord(outDir: string, loaded: LoadedPipeline, options: 
   );
 }
 
-/** Reads and checks run.json: the pipeline goes through the same decoder as a pipeline file. */
-export function readRunRecord(outDir: string): RunRecord {
-  const file = path.join(outDir, RUN_RECORD);
+/**
+ * A run folder's JSON record (run.json, pretrain.json), read and parsed strictly; `missing` says
+ * what the folder is not when the record is absent.
+ */
+export function readRecordFile(outDir: string, name: string, missing: string): { file: string; value: unknown } {
+  const file = path.join(outDir, name);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      throw new ResumeError(outDir, `no ${RUN_RECORD} here: not a run folder, or the run was started by a vitpeft without resume support; start it again without --resume`);
-    }
+    if (code === 'ENOENT') throw new ResumeError(outDir, `no ${name} here: ${missing}`);
     throw new ResumeError(file, `cannot read (${code})`);
   }
-  let value: unknown;
   try {
-    value = parseStrictJson(text);
+    return { file, value: parseStrictJson(text) };
   } catch (error) {
     throw new ResumeError(file, `not valid JSON (${(error as Error).message})`);
   }
+}
+
+/** Reads and checks run.json: the pipeline goes through the same decoder as a pipeline file. */
+export function readRunRecord(outDir: string): RunRecord {
+  const { file, value } = readRecordFile(outDir, RUN_RECORD, 'not a run folder, or the run was started by a vitpeft without resume support; start it again without --resume');
   const decoded = RunRecordCodec.decode(value);
   if (isLeft(decoded)) throw new ResumeError(file, `not a vitpeft run record:\n${formatErrors(decoded.left).map((line) => `  ${line}`).join('\n')}`);
   const record = decoded.right;
