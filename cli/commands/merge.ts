@@ -8,6 +8,7 @@ import { MethodResult } from '../../common/events';
 import { ResultsFileError, readResultsFile } from '../../stages/reporter/resultsFile';
 import { resultsCsv } from '../../stages/reporter/stage';
 import { formatTable, summarize } from '../../stages/reporter/table';
+import { writeReport } from '../../stages/reporter/report/writeReport';
 import { UsageError } from '../errors';
 
 export function readResults(dir: string): { run: string; baselineRetention?: number; baselineFrozenHead?: number; results: MethodResult[] } {
@@ -54,5 +55,6 @@ export function mergeCommand(): Command {
         }),
       );
       if (options.out) writeFileAtomic(options.out, resultsCsv(run, { retention: baselines[0], frozenHead: runs[0]?.baselineFrozenHead }, results));
+      if (options.out && path.basename(options.out) === 'results.csv') writeReport(path.dirname(path.resolve(options.out)));
     });
 }

@@ -7,7 +7,7 @@
 import { Command } from 'commander';
 import * as fs from 'fs';
 import * as path from 'path';
-import { lastValueFrom } from 'rxjs';
+import { lastValueFrom, tap } from 'rxjs';
 import { TOKENS } from '../../di/tokens';
 import { pipeline } from '../../pipelines/composer';
 import type { PipelineEvent } from '../../common/events';
@@ -19,6 +19,10 @@ import { LoadedPipeline, loadPipelineFile } from '../../pipelines/spec';
 import { EXIT, InterruptedError, UsageError } from '../errors';
 import { startBackend } from '../startBackend';
 import { parseInteger } from '../options';
+import { EventHub } from '../serve/eventHub';
+import { warnIfExposed } from '../serve/hostWarning';
+import { DEFAULT_PORT, LiveServer, startLiveServer } from '../serve/liveServer';
+import { serveUntilSignal } from '../serve/untilSignal';
 
 interface RunCommandOptions {
   out: string;
@@ -28,6 +32,9 @@ interface RunCommandOptions {
   saveModels: boolean;
   plots: boolean;
   resume?: string;
+  serve?: number | true;
+  host: string;
+  stay: boolean;
 }
 
 export function parseShard(value: string): { index: number; count: number } {
@@ -43,7 +50,7 @@ export function runFolder(out: string, name: string, shard?: { index: number; co
   return path.resolve(out, shard ? `${name}-shard${shard.index}of${shard.count}` : name);
 }
 
-const GENERATED = ['metrics.csv', 'evals.csv', 'results.csv', 'timings.csv', 'summary.csv', 'spec.json', 'run.json', 'tradeoff.svg', 'forgetting.svg'];
+const GENERATED = ['metrics.csv', 'evals.csv', 'results.csv', 'timings.csv', 'summary.csv', 'spec.json', 'run.json', 'tradeoff.svg', 'forgetting.svg', 'report.html'];
 
 /** The pipeline and options of the run in `folder`; a pipeline file given as well must be the same pipeline. */
 function resumeTarget(folder: string, file: string | undefined, options: RunCommandOptions, command: Command): { loaded: LoadedPipeline; runOptions: Partial<RunOptions>; backend?: string } {
@@ -66,6 +73,24 @@ function resumeTarget(folder: string, file: string | undefined, options: RunComm
   return { loaded: record.loaded, runOptions: { ...record.options, resume: true }, backend: record.backend };
 }
 
+/** --serve's optional port; a pipeline file right after --serve would be taken for it. */
+function parseServePort(value: string): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) > 65535) {
+    throw new UsageError(`--serve: expected a port number in [0, 65535], got '${value}' (put the pipeline file before --serve, or give the port: --serve ${DEFAULT_PORT})`);
+  }
+  return Number(value);
+}
+
+/** The live view of this run (and the other runs beside it), fed by the run's own events. */
+async function startLive(outDir: string, options: RunCommandOptions): Promise<{ server: LiveServer; hub: EventHub }> {
+  const hub = new EventHub();
+  const root = path.dirname(outDir);
+  warnIfExposed(options.host, root);
+  const server = await startLiveServer({ root, host: options.host, port: options.serve === true ? DEFAULT_PORT : options.serve, hubs: new Map([[path.basename(outDir), hub]]) });
+  process.stderr.write(`vitpeft: live view at ${server.runUrl(path.basename(outDir))}\n`);
+  return { server, hub };
+}
+
 export function runCommand(): Command {
   return new Command('run')
     .description('run every method of a pipeline file (default: the built-in Split-MNIST pipeline) and report the trade-off')
@@ -76,6 +101,9 @@ export function runCommand(): Command {
     .option('--seeds <n>', 'repeat every method with n seeds (seed, seed+1, ...) and report mean ± std', parseInteger('--seeds', 1, 100))
     .option('--no-save-models', 'do not write trained adapters/checkpoints')
     .option('--no-plots', 'do not draw the SVG plots')
+    .option('--serve [port]', `serve the live view (report page with curves that grow as the run goes) on this port (default ${DEFAULT_PORT}; 0: any free port)`, parseServePort)
+    .option('--host <address>', 'address for --serve to listen on (default 127.0.0.1, this machine only)', '127.0.0.1')
+    .option('--stay', 'keep serving the live view after the run ends, until Ctrl-C', false)
     .option('--resume <run-folder>', 'continue an interrupted run (out/<name>): finished methods are kept, the interrupted one continues from its last checkpoint')
     .action(async (file: string | undefined, options: RunCommandOptions, command: Command) => {
       let loaded: LoadedPipeline;
@@ -102,7 +130,9 @@ export function runCommand(): Command {
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       let last: PipelineEvent | undefined;
+      let live: { server: LiveServer; hub: EventHub } | undefined;
       try {
+        if (options.serve !== undefined) live = await startLive(outDir, options);
         const backend = await startBackend(command);
         if (recordedBackend !== undefined && recordedBackend !== backend.description) {
           process.stderr.write(`vitpeft: warning: the run started on backend '${recordedBackend}' and resumes on '${backend.description}'; results equal an uninterrupted run's only on the same backend\n`);
@@ -116,11 +146,17 @@ export function runCommand(): Command {
         }
         const composed = pipeline();
         composed.container.register<ReporterOptions>(TOKENS.reporterOptions, { useValue: { outDir, plots: options.plots } });
-        const events = composed.run(loaded, { ...runOptions, outDir, backend: backend.description, stop });
+        // The live view sees each event after the reporter has written it to the run's files.
+        const events = composed.run(loaded, { ...runOptions, outDir, backend: backend.description, stop }).pipe(tap((event) => live?.hub.publish(event)));
         last = await lastValueFrom(events, { defaultValue: undefined });
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+        if (live && !options.stay) await live.server.close();
+      }
+      if (live && options.stay) {
+        process.stderr.write(`vitpeft: the run has ended; still serving ${live.server.runUrl(path.basename(outDir))} (Ctrl-C stops it)\n`);
+        await serveUntilSignal(live.server);
       }
       if (last?.kind === 'run-end' && last.interrupted) {
         throw new InterruptedError(`run interrupted; its checkpoint and results so far are in ${outDir}; continue with: vitpeft run --resume ${outDir}`);
