@@ -104,7 +104,8 @@ export function thinSeries<T>(items: readonly T[], key: (item: T) => string, lim
     const count = counts.get(series)!;
     const index = seen.get(series) ?? 0;
     seen.set(series, index + 1);
-    const stride = Math.ceil(count / limit);
+    // Multiples of the stride up to the last index, which is kept too: never more than `limit`.
+    const stride = count <= limit ? 1 : Math.ceil((count - 1) / Math.max(1, limit - 1));
     return index % stride === 0 || index === count - 1;
   });
 }
