@@ -14,7 +14,10 @@ import { loadPipelineFile } from '../../pipelines/spec';
 import type { ReporterOptions } from '../../stages/reporter/stage';
 import { HeadlessChromium, launchChromium } from '../../scripts/headlessChromium';
 import { REPO_ROOT } from '../helpers/cli';
+import { writeReport } from '../../stages/reporter/report/writeReport';
+import { tempFolder } from '../helpers/datasetFixtures';
 import { pipelineFixture } from '../helpers/pipelineFixtures';
+import { writeRunFolder } from '../helpers/runFolderFixture';
 
 /** Console errors, uncaught exceptions and requests that left the allowed origins, as they happen. */
 function watch(page: Page, allowed: (url: string) => boolean): { errors: string[]; blocked: string[] } {
@@ -85,6 +88,28 @@ describe('report page in headless Chromium', function () {
       expect(sorted).to.deep.equal(['pretrained', 'lora-r2', 'linear']);
       expect(seen.errors, 'console errors').to.deep.equal([]);
       expect(seen.blocked, 'requests to a network').to.deep.equal([]);
+    } finally {
+      await page.close();
+      await chromium.context.setOffline(false);
+    }
+  });
+
+  it('draws log-spaced evaluations on a log step axis, with mean ± std over seeds in the table', async () => {
+    const folder = writeRunFolder(path.join(tempFolder('vitpeft-browser-'), 'grid'));
+    const report = writeReport(folder);
+    await chromium.context.setOffline(true);
+    const page = await chromium.context.newPage();
+    const seen = watch(page, (url) => url.startsWith('file:') || url.startsWith('data:'));
+    try {
+      await page.goto(`file://${report}`);
+      await page.waitForSelector('body[data-rendered]', { timeout: 15_000 });
+      expect(await page.locator('#log-steps').isChecked()).to.equal(true);
+      expect(await page.locator('#forgetting .role-axis-title').allTextContents()).to.include('training step (log)');
+      expect(await page.locator('#results tbody tr[data-method="full"]').innerText()).to.include('(2 seeds)').and.to.include('76.50 ± 0.71');
+      // Unchecking the box redraws on a linear axis.
+      await page.locator('#log-steps').uncheck();
+      await page.waitForFunction(`[...document.querySelectorAll('#forgetting .role-axis-title')].some((t) => t.textContent === 'training step')`, undefined, { timeout: 5000 });
+      expect(seen.errors, 'console errors').to.deep.equal([]);
     } finally {
       await page.close();
       await chromium.context.setOffline(false);

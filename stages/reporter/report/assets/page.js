@@ -270,8 +270,8 @@
               params: [methodLegendSelection('family'), { name: 'zoom', select: 'interval', bind: 'scales' }],
               mark: { type: 'circle', opacity: 0.8, stroke: 'black', strokeWidth: 0.5 },
               encoding: {
-                x: { field: 'retention', type: 'quantitative', title: 'retention: k-NN@' + headlineK + ' on the pretraining domain (%)', scale: { zero: false, padding: 24 } },
-                y: { field: 'newTask', type: 'quantitative', title: 'new-task accuracy (%)', scale: { zero: false, padding: 24 } },
+                x: { field: 'retention', type: 'quantitative', title: 'retention: k-NN@' + headlineK + ' on the pretraining domain (%)', scale: { zero: false, padding: 24 }, axis: { format: '.4~r' } },
+                y: { field: 'newTask', type: 'quantitative', title: 'new-task accuracy (%)', scale: { zero: false, padding: 24 }, axis: { format: '.4~r' } },
                 size: { field: 'trainableParams', type: 'quantitative', title: 'trainable parameters', scale: { type: 'sqrt', range: [40, 1200] }, legend: { format: '~s' } },
                 color: { field: 'family', type: 'nominal', title: 'family' },
                 opacity: { condition: { param: 'pick', value: 0.85 }, value: 0.15 },
@@ -290,7 +290,7 @@
   }
 
   function stepAxis(log) {
-    return { field: 'step', type: 'quantitative', title: log ? 'training step (log)' : 'training step', scale: log ? { type: 'symlog', constant: 1 } : { nice: false } };
+    return { field: 'step', type: 'quantitative', title: log ? 'training step (log)' : 'training step', scale: log ? { type: 'symlog', constant: 1 } : { nice: false }, axis: { format: ',d', tickMinStep: 1 } };
   }
 
   function curveSpec(measures, title, log, baselineRule) {
@@ -301,9 +301,9 @@
         mark: { type: 'line', point: { size: 28 }, interpolate: 'linear' },
         encoding: {
           x: stepAxis(log),
-          y: { field: 'accuracy', type: 'quantitative', title: title, scale: { zero: false } },
+          y: { field: 'accuracy', type: 'quantitative', title: title, scale: { zero: false }, axis: { format: '.4~r' } },
           color: { field: 'method', type: 'nominal', title: 'method' },
-          strokeDash: { field: 'measure', type: 'nominal', title: 'measure', legend: measures.length > 1 ? {} : null, scale: { domain: ['retention', 'retention, unplugged', 'new task'], range: [[1, 0], [5, 3], [1, 0]] } },
+          strokeDash: { field: 'measure', type: 'nominal', title: 'measure', legend: measures.length > 1 ? {} : null, scale: { domain: measures, range: measures.map(function (m) { return m === 'retention, unplugged' ? [5, 3] : [1, 0]; }) } },
           opacity: { condition: { param: 'pick', value: 1 }, value: 0.12 },
           tooltip: [{ field: 'method' }, { field: 'measure' }, { field: 'step' }, { field: 'accuracy', format: '.2f' }, { field: 'std', format: '.2f', title: 'std over seeds' }, { field: 'seeds' }],
         },
@@ -316,7 +316,7 @@
   function trainingSpec(field, title, log, logY) {
     var layers = [];
     if (field === 'loss') {
-      layers.push({ mark: { type: 'line', strokeWidth: 1, opacity: 0.25 }, encoding: { x: stepAxis(log), y: { field: 'loss', type: 'quantitative' }, color: { field: 'method', type: 'nominal' }, detail: { field: 'seed' } } });
+      layers.push({ mark: { type: 'line', strokeWidth: 1, opacity: 0.25 }, encoding: { x: stepAxis(log), y: { field: 'loss', type: 'quantitative', scale: logY ? { type: 'log' } : { zero: false } }, color: { field: 'method', type: 'nominal', legend: null }, detail: { field: 'seed' } } });
     }
     layers.push({
       params: [methodLegendSelection(), { name: 'zoom', select: 'interval', bind: 'scales' }],
@@ -461,9 +461,10 @@
     var log = logSteps.checked;
     var logLoss = document.getElementById('log-loss').checked;
     var baseline = state.baseline.retention === undefined ? [] : [{ retention: state.baseline.retention }];
-    var points = rows.filter(function (r) { return r.newTask && r.retention; }).map(function (r) {
+    // The trade-off is of finished methods: a method still training has no final numbers yet.
+    var points = rows.filter(function (r) { return !r.provisional && r.newTask && r.retention; }).map(function (r) {
       return {
-        method: r.method, family: r.family, newTask: r.newTask.mean, retention: r.retention.mean, trainableParams: r.trainableParams || 0,
+        method: r.method, family: r.family, newTask: r.newTask.mean, retention: r.retention.mean, trainableParams: r.trainableParams,
         newTaskText: format(r.newTask), retentionText: format(r.retention), meanText: format(r.mean), seeds: r.seeds, status: r.status,
       };
     });
