@@ -1,14 +1,16 @@
 import { expect } from 'chai';
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
 import * as net from 'net';
 import * as path from 'path';
-import { StepEvent } from '../../common/events';
+import { PipelineEvent, StepEvent } from '../../common/events';
 import { EventHub } from '../../cli/serve/eventHub';
 import { LiveServer, startLiveServer } from '../../cli/serve/liveServer';
-import { runCli } from '../helpers/cli';
+import { REPO_ROOT, runCli } from '../helpers/cli';
 import { tempFolder } from '../helpers/datasetFixtures';
 import { writeRunFolder } from '../helpers/runFolderFixture';
+import { pipelineFixture } from '../helpers/pipelineFixtures';
 
 /** A GET with the path sent exactly as given (no normalisation of dots or encodings). */
 function rawGet(url: string, requestPath: string): Promise<{ status: number; body: string }> {
@@ -68,7 +70,7 @@ function step(n: number): StepEvent {
 }
 
 function stepsIn(messages: SseClient['messages']): number[] {
-  return messages.filter((m) => m.event === 'events').flatMap((m) => (m.data as StepEvent[]).map((e) => e.step));
+  return messages.filter((m) => m.event === 'events').flatMap((m) => (m.data as PipelineEvent[]).filter((e): e is StepEvent => e.kind === 'step').map((e) => e.step));
 }
 
 describe('live view server', function () {
@@ -181,6 +183,42 @@ describe('live view server', function () {
     } finally {
       for (const client of clients) client.request.destroy();
       await live.close();
+    }
+  });
+
+  it('vitpeft run --serve: a hundred browsers at once, half leaving mid-run, and the run still ends with every step sent', async () => {
+    const fixture = await pipelineFixture({
+      methods: [{ method: 'linear' }],
+      train: { steps: 100, batchSize: 16, optimizer: 'sgd', lr: 0.05, momentum: 0.9, weightDecay: 0, warmupSteps: 2, schedule: 'cosine', seed: 0 },
+      evaluate: { every: 50, batchSize: 32, knn: { k: [5, 10], temperature: 0.07, headline: 10 } },
+    });
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'vitpeft.js'), '--threads', '1', 'run', fixture.file, '--serve', '0', '--out', path.join(fixture.folder, 'out'), '--no-save-models'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr.on('data', (chunk: string) => {
+        stderr += chunk;
+        const match = /live view at (http:\/\/\S+)/.exec(stderr);
+        if (match) resolve(match[1]);
+      });
+      void exited.then(() => reject(new Error(stderr)));
+    });
+    const clients = Array.from({ length: 100 }, () => sse(`${url}events`));
+    try {
+      await clients[0].waitFor((m) => stepsIn(m).length > 0, 60_000);
+      for (const leaver of clients.splice(0, 50)) leaver.request.destroy();
+      expect(await exited, stderr).to.equal(0);
+      for (const client of clients) {
+        // History and tail together: every step of the run exactly once, and its end.
+        await client.waitFor((m) => m.some((x) => x.event === 'events' && (x.data as Array<{ kind: string }>).some((e) => e.kind === 'run-end')), 5000);
+        const history = client.messages.find((m) => m.event === 'history')!.data as { events: StepEvent[] };
+        const steps = [...history.events.filter((e) => e.kind === 'step').map((e) => e.step), ...stepsIn(client.messages)];
+        expect(steps).to.deep.equal(Array.from({ length: 100 }, (_, i) => i + 1));
+      }
+    } finally {
+      for (const client of clients) client.request.destroy();
+      child.kill();
     }
   });
 
