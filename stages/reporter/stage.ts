@@ -1,12 +1,12 @@
 // The reporter: an operator on the pipeline's event stream. Steps go to metrics.csv and
 // evaluations to evals.csv as they arrive (whole rows, so an interrupted run keeps them);
 // results.csv is rewritten atomically after every finished method and holds no timings, so the
-// same run gives the same file (wall times go to timings.csv); at the end it prints the table
-// and draws the trade-off and forgetting-curve plots and writes report.html (report/). A resumed run appends to the CSVs that
-// the runner has trimmed to its checkpoints; events marked restored update the table and plots
-// but are not recorded again. An interrupted method keeps a results row with status
-// 'interrupted' (its values are those of its last evaluation) until a resume replaces it. Progress goes to stderr: a bar on a
-// terminal, plain lines otherwise.
+// same run gives the same file (wall times go to timings.csv); at the end it prints the table,
+// draws the trade-off and forgetting-curve plots and writes report.html (report/). A resumed
+// run appends to the CSVs that the runner has trimmed to its checkpoints; events marked restored
+// update the table and plots but are not recorded again. An interrupted method keeps a results
+// row with status 'interrupted' (its values are those of its last evaluation) until a resume
+// replaces it. Progress goes to stderr: a bar on a terminal, plain lines otherwise.
 
 import * as fs from 'fs';
 import * as path from 'path';
@@ -42,7 +42,6 @@ export interface ReporterOptions {
 export interface ReporterStage {
   record(): MonoTypeOperatorFunction<PipelineEvent>;
 }
-
 
 const METRIC_COLUMNS = ['run', 'method', 'seed', 'step', 'epoch', 'loss', 'lr', 'images_per_second'] as const;
 
