@@ -132,7 +132,6 @@ export function runCommand(): Command {
       let last: PipelineEvent | undefined;
       let live: { server: LiveServer; hub: EventHub } | undefined;
       try {
-        if (options.serve !== undefined) live = await startLive(outDir, options);
         const backend = await startBackend(command);
         if (recordedBackend !== undefined && recordedBackend !== backend.description) {
           process.stderr.write(`vitpeft: warning: the run started on backend '${recordedBackend}' and resumes on '${backend.description}'; results equal an uninterrupted run's only on the same backend\n`);
@@ -144,6 +143,7 @@ export function runCommand(): Command {
           }
           for (const name of GENERATED) fs.rmSync(path.join(outDir, name), { force: true });
         }
+        if (options.serve !== undefined) live = await startLive(outDir, options);
         const composed = pipeline();
         composed.container.register<ReporterOptions>(TOKENS.reporterOptions, { useValue: { outDir, plots: options.plots } });
         // The live view sees each event after the reporter has written it to the run's files.

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'net';
 import * as path from 'path';
 import { RunHistory, isRunFolder, readRunHistory } from '../../stages/reporter/report/runHistory';
 import { reportHtml } from '../../stages/reporter/report/reportHtml';
+import type { RunStartEvent } from '../../common/events';
 import { UsageError } from '../errors';
 import type { EventHub } from './eventHub';
 import { FolderFollower } from './folderFollower';
@@ -71,6 +72,13 @@ export async function startLiveServer(options: LiveServerOptions): Promise<LiveS
   const root = path.resolve(options.root);
   const hubs = options.hubs ?? new Map<string, EventHub>();
   const channels = new Map<string, RunChannel>();
+  // The files do not record a run's plan (its jobs): a late browser gets it from the run-start kept here.
+  const starts = new Map<string, RunStartEvent>();
+  const stopRemembering = [...hubs].map(([name, hub]) =>
+    hub.follow((events) => {
+      for (const event of events) if (event.kind === 'run-start') starts.set(name, event);
+    }),
+  );
 
   /** The run folders directly under the root (a symlink leading out of it is not one), and this process's runs. */
   const runs = (): RunEntry[] => {
@@ -89,8 +97,9 @@ export async function startLiveServer(options: LiveServerOptions): Promise<LiveS
   };
 
   const history = (entry: RunEntry): RunHistory => {
-    if (!isRunFolder(entry.folder)) return { info: { run: entry.name, folder: entry.folder, knnK: [], knnHeadline: 20, timings: [] }, events: [], finished: false, interrupted: false };
-    return readRunHistory(entry.folder);
+    const start = starts.get(entry.name);
+    const read: RunHistory = isRunFolder(entry.folder) ? readRunHistory(entry.folder) : { info: { run: entry.name, folder: entry.folder, knnK: [], knnHeadline: 20, timings: [] }, events: [], finished: false, interrupted: false };
+    return start ? { ...read, events: [start, ...read.events] } : read;
   };
 
   const channelFor = (entry: RunEntry): RunChannel => {
@@ -198,6 +207,7 @@ export async function startLiveServer(options: LiveServerOptions): Promise<LiveS
     channel: (name: string) => channels.get(name),
     close: () =>
       new Promise<void>((resolve) => {
+        for (const stop of stopRemembering) stop();
         for (const channel of channels.values()) channel.close();
         server.close(() => resolve());
         server.closeAllConnections();

@@ -159,8 +159,12 @@ describe('live view server', function () {
     const live = await startLiveServer({ root: liveRoot, port: 0, hubs: new Map([['live', hub]]) });
     const clients: SseClient[] = [];
     try {
+      hub.publish({ kind: 'run-start', run: 'live', outDir: path.join(liveRoot, 'live'), backend: 'wasm', model: 'vit', jobs: [{ method: 'full', seed: 0, steps: 100000 }], knnK: [20], knnHeadline: 20 });
       for (let i = 0; i < 100; i++) clients.push(sse(`${live.url}/runs/live/events`));
       await Promise.all(clients.map((c) => c.waitFor((m) => m.length >= 1)));
+      // A browser that connects after the run started still learns its plan (the files do not hold it).
+      const history = clients[0].messages[0].data as { events: PipelineEvent[] };
+      expect(history.events[0]).to.deep.include({ kind: 'run-start', jobs: [{ method: 'full', seed: 0, steps: 100000 }] });
       const channel = live.channel('live')!;
       expect(channel.clientCount).to.equal(100);
       // The crowd shared one read of the run folder.
