@@ -119,7 +119,7 @@ describe('report page in headless Chromium', function () {
   it('the live view of a running pipeline shows the step count rising; the server stops with the run', async () => {
     const fixture = await pipelineFixture({
       methods: [{ method: 'linear' }],
-      train: { steps: 400, batchSize: 16, optimizer: 'sgd', lr: 0.05, momentum: 0.9, weightDecay: 0, warmupSteps: 2, schedule: 'cosine', seed: 0 },
+      train: { steps: 200, batchSize: 16, optimizer: 'sgd', lr: 0.05, momentum: 0.9, weightDecay: 0, warmupSteps: 2, schedule: 'cosine', seed: 0 },
       evaluate: { every: 100, batchSize: 32, knn: { k: [5, 10], temperature: 0.07, headline: 10 } },
     });
     const child: ChildProcess = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'vitpeft.js'), '--threads', '1', 'run', fixture.file, '--serve', '0', '--out', path.join(fixture.folder, 'out'), '--no-save-models'], {
@@ -147,7 +147,7 @@ describe('report page in headless Chromium', function () {
       const first = await stepsSeen();
       await page.waitForFunction(stepsAbove(first), undefined, { timeout: 30_000 });
       expect(await stepsSeen()).to.be.above(first);
-      expect(await page.locator('#progress').innerText()).to.match(/live · linear seed 0: step \d+ \/ 400|finished/);
+      expect(await page.locator('#progress').innerText()).to.match(/live · linear seed 0: step \d+ \/ 200|finished/);
       expect(seen.errors, 'console errors').to.deep.equal([]);
       expect(seen.blocked, 'requests to a network').to.deep.equal([]);
     } finally {

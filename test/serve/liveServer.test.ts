@@ -6,6 +6,7 @@ import * as net from 'net';
 import * as path from 'path';
 import { PipelineEvent, StepEvent } from '../../common/events';
 import { EventHub } from '../../cli/serve/eventHub';
+import { warnIfExposed } from '../../cli/serve/hostWarning';
 import { LiveServer, startLiveServer } from '../../cli/serve/liveServer';
 import { REPO_ROOT, runCli } from '../helpers/cli';
 import { tempFolder } from '../helpers/datasetFixtures';
@@ -241,6 +242,15 @@ describe('live view server', function () {
     } finally {
       blocker.close();
     }
+  });
+
+  it('warns when listening beyond this machine, and only then', () => {
+    const warnings: string[] = [];
+    for (const host of ['127.0.0.1', 'localhost', '::1', '0.0.0.0', '192.168.1.5']) warnIfExposed(host, '/runs/out', (text) => warnings.push(text));
+    expect(warnings).to.deep.equal([
+      'vitpeft: warning: serving on 0.0.0.0: anyone who can reach this address can read the run folders under /runs/out (read-only, no authentication)\n',
+      'vitpeft: warning: serving on 192.168.1.5: anyone who can reach this address can read the run folders under /runs/out (read-only, no authentication)\n',
+    ]);
   });
 
   it('vitpeft serve of a folder that is not a run is a one-line error naming it', () => {

@@ -150,7 +150,7 @@
       var running = state.current && state.current.method === method && !state.finished;
       return {
         method: method, family: family(method), seeds: Math.max(1, evals.length), trainableParams: undefined,
-        status: running ? 'training' : state.finished ? 'not run' : 'pending',
+        status: running ? 'training' : state.finished ? 'incomplete' : 'pending',
         newTask: pick(function (e) { return e.newTaskAccuracy; }),
         retention: pick(function (e) { return (e.retention || {})[headline]; }),
         retentionUnplugged: pick(function (e) { return (e.retentionUnplugged || {})[headline]; }),
@@ -239,6 +239,39 @@
     return points;
   }
 
+  // ---- colours: one hue per family, a shade of it per method, the same in every chart -----------
+
+  var FAMILY_HUES = { full: '#4c78a8', 'top-k blocks': '#f58518', linear: '#e45756', LoRA: '#54a24b', 'block expansion': '#b279a2' };
+  var SPARE_HUES = ['#9d755d', '#eeca3b', '#72b7b2', '#ff9da6', '#bab0ac'];
+
+  function hueOf(familyName, families) {
+    if (FAMILY_HUES[familyName]) return FAMILY_HUES[familyName];
+    var others = families.filter(function (f) { return !FAMILY_HUES[f]; });
+    return SPARE_HUES[others.indexOf(familyName) % SPARE_HUES.length];
+  }
+
+  /** Mixes a #rrggbb colour toward black (amount < 0) or white (amount > 0). */
+  function shade(hex, amount) {
+    var target = amount < 0 ? 0 : 255;
+    var parts = [1, 3, 5].map(function (i) { var c = parseInt(hex.slice(i, i + 2), 16); return Math.round(c + (target - c) * Math.abs(amount)); });
+    return '#' + parts.map(function (c) { return ('0' + c.toString(16)).slice(-2); }).join('');
+  }
+
+  function palette(methods) {
+    var families = [];
+    methods.forEach(function (m) { if (families.indexOf(family(m)) < 0) families.push(family(m)); });
+    var methodColours = methods.map(function (m) {
+      var siblings = methods.filter(function (o) { return family(o) === family(m); });
+      var index = siblings.indexOf(m);
+      var amount = siblings.length === 1 ? 0 : -0.3 + (0.75 * index) / (siblings.length - 1);
+      return shade(hueOf(family(m), families), amount);
+    });
+    return {
+      method: { domain: methods, range: methodColours },
+      family: { domain: families, range: families.map(function (f) { return hueOf(f, families); }) },
+    };
+  }
+
   // ---- chart specs ---------------------------------------------------------------------------
 
   var FONT = 'Helvetica, Arial, sans-serif';
@@ -252,7 +285,7 @@
     return Object.assign({ $schema: 'https://vega.github.io/schema/vega-lite/v6.json', width: width, height: height, data: { name: dataName }, config: CONFIG, autosize: { type: 'fit', contains: 'padding' } }, body);
   }
 
-  function tradeoffSpec(headlineK) {
+  function tradeoffSpec(headlineK, colours) {
     return {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json', width: 'container', height: 340, config: CONFIG, autosize: { type: 'fit', contains: 'padding' },
       layer: [
@@ -272,8 +305,8 @@
               encoding: {
                 x: { field: 'retention', type: 'quantitative', title: 'retention: k-NN@' + headlineK + ' on the pretraining domain (%)', scale: { zero: false, padding: 24 }, axis: { format: '.4~r' } },
                 y: { field: 'newTask', type: 'quantitative', title: 'new-task accuracy (%)', scale: { zero: false, padding: 24 }, axis: { format: '.4~r' } },
-                size: { field: 'trainableParams', type: 'quantitative', title: 'trainable parameters', scale: { type: 'sqrt', range: [40, 1200] }, legend: { format: '~s' } },
-                color: { field: 'family', type: 'nominal', title: 'family' },
+                size: { field: 'trainableParams', type: 'quantitative', title: 'trainable parameters', scale: { type: 'sqrt', range: [40, 1200] }, legend: { format: '~s', tickCount: 3 } },
+                color: { field: 'family', type: 'nominal', title: 'family', scale: colours.family },
                 opacity: { condition: { param: 'pick', value: 0.85 }, value: 0.15 },
                 tooltip: [
                   { field: 'method' }, { field: 'family' }, { field: 'trainableParams', title: 'trainable params', format: ',' },
@@ -293,7 +326,7 @@
     return { field: 'step', type: 'quantitative', title: log ? 'training step (log)' : 'training step', scale: log ? { type: 'symlog', constant: 1 } : { nice: false }, axis: { format: ',d', tickMinStep: 1 } };
   }
 
-  function curveSpec(measures, title, log, baselineRule) {
+  function curveSpec(measures, title, log, baselineRule, colours) {
     var layers = [
       {
         transform: [{ filter: { field: 'measure', oneOf: measures } }],
@@ -302,7 +335,7 @@
         encoding: {
           x: stepAxis(log),
           y: { field: 'accuracy', type: 'quantitative', title: title, scale: { zero: false }, axis: { format: '.4~r' } },
-          color: { field: 'method', type: 'nominal', title: 'method' },
+          color: { field: 'method', type: 'nominal', title: 'method', scale: colours.method },
           strokeDash: { field: 'measure', type: 'nominal', title: 'measure', legend: measures.length > 1 ? {} : null, scale: { domain: measures, range: measures.map(function (m) { return m === 'retention, unplugged' ? [5, 3] : [1, 0]; }) } },
           opacity: { condition: { param: 'pick', value: 1 }, value: 0.12 },
           tooltip: [{ field: 'method' }, { field: 'measure' }, { field: 'step' }, { field: 'accuracy', format: '.2f' }, { field: 'std', format: '.2f', title: 'std over seeds' }, { field: 'seeds' }],
@@ -313,10 +346,10 @@
     return chart('curves', 'container', 280, { layer: layers });
   }
 
-  function trainingSpec(field, title, log, logY) {
+  function trainingSpec(field, title, log, logY, colours) {
     var layers = [];
     if (field === 'loss') {
-      layers.push({ mark: { type: 'line', strokeWidth: 1, opacity: 0.25 }, encoding: { x: stepAxis(log), y: { field: 'loss', type: 'quantitative', scale: logY ? { type: 'log' } : { zero: false } }, color: { field: 'method', type: 'nominal', legend: null }, detail: { field: 'seed' } } });
+      layers.push({ mark: { type: 'line', strokeWidth: 1, opacity: 0.25 }, encoding: { x: stepAxis(log), y: { field: 'loss', type: 'quantitative', scale: logY ? { type: 'log' } : { zero: false } }, color: { field: 'method', type: 'nominal', legend: null, scale: colours.method }, detail: { field: 'seed' } } });
     }
     layers.push({
       params: [methodLegendSelection(), { name: 'zoom', select: 'interval', bind: 'scales' }],
@@ -324,7 +357,7 @@
       encoding: {
         x: stepAxis(log),
         y: { field: field === 'loss' ? 'smoothed' : field, type: 'quantitative', title: title, scale: logY ? { type: 'log' } : { zero: false } },
-        color: { field: 'method', type: 'nominal', title: 'method' },
+        color: { field: 'method', type: 'nominal', title: 'method', scale: colours.method },
         detail: { field: 'seed' },
         opacity: { condition: { param: 'pick', value: 1 }, value: 0.12 },
         tooltip: [{ field: 'method' }, { field: 'seed' }, { field: 'step' }, { field: field === 'loss' ? 'smoothed' : field, title: title, format: '.4~g' }, { field: 'loss', format: '.4~g', title: 'loss (raw)' }],
@@ -470,20 +503,21 @@
     });
     var training = trainingPoints(state, smoothing);
     var headline = state.info.knnHeadline;
+    var colours = palette(methodOrder(state));
     var hasUnplugged = curvePoints.some(function (p) { return p.measure === 'retention, unplugged'; });
     var work = [];
     setSection('tradeoff-section', points.length > 0);
-    if (points.length > 0) work.push(embedded('tradeoff', tradeoffSpec(headline), { points: points, baseline: baseline }));
+    if (points.length > 0) work.push(embedded('tradeoff', tradeoffSpec(headline, colours), { points: points, baseline: baseline }));
     setSection('curves-section', curvePoints.length > 0);
     if (curvePoints.length > 0) {
       var measures = hasUnplugged ? ['retention', 'retention, unplugged'] : ['retention'];
-      work.push(embedded('forgetting', curveSpec(measures, 'retention: k-NN@' + headline + ' (%)', log, true), { curves: curvePoints, baseline: baseline }));
-      work.push(embedded('newtask', curveSpec(['new task'], 'new-task accuracy (%)', log, false), { curves: curvePoints, baseline: baseline }));
+      work.push(embedded('forgetting', curveSpec(measures, 'retention: k-NN@' + headline + ' (%)', log, true, colours), { curves: curvePoints, baseline: baseline }));
+      work.push(embedded('newtask', curveSpec(['new task'], 'new-task accuracy (%)', log, false, colours), { curves: curvePoints, baseline: baseline }));
     }
     setSection('training-section', training.length > 0);
     if (training.length > 0) {
-      work.push(embedded('loss', trainingSpec('loss', 'training loss' + (smoothing > 0 ? ' (smoothed ' + smoothing + ')' : ''), false, logLoss), { training: training }));
-      work.push(embedded('lr', trainingSpec('lr', 'learning rate', false, false), { training: training }));
+      work.push(embedded('loss', trainingSpec('loss', 'training loss' + (smoothing > 0 ? ' (smoothed ' + smoothing + ')' : ''), false, logLoss, colours), { training: training }));
+      work.push(embedded('lr', trainingSpec('lr', 'learning rate', false, false, colours), { training: training }));
     }
     renderTable(state, rows);
     return Promise.all(work);
@@ -529,7 +563,8 @@
     progress.setAttribute('data-steps-seen', String(state.stepsSeen));
     var current = state.current;
     var text;
-    if (state.finished) text = state.interrupted ? 'interrupted' : 'finished';
+    var unfinished = summaryRows(state).filter(function (r) { return r.provisional; }).length;
+    if (state.finished) text = state.interrupted ? 'interrupted' : unfinished > 0 ? 'partial: ' + unfinished + ' method(s) without results' : 'finished';
     else if (current) text = (live ? 'live · ' : 'partial · ') + current.method + ' seed ' + current.seed + ': step ' + current.step + (current.steps ? ' / ' + current.steps : '');
     else text = live ? 'live · waiting for the run' : 'partial';
     if (live && state.jobs.length > 0) {
