@@ -21,7 +21,7 @@ export async function screenshotReport(runDir: string, target: string): Promise<
     await page.goto(`file://${report}`);
     await page.waitForSelector('body[data-rendered]', { timeout: 30_000 });
     const png = await page.screenshot({ clip: { x: 0, y: 0, width: WIDTH, height: HEIGHT } });
-    const info = await sharp(png).resize({ width: SAVED_WIDTH }).png({ palette: true, colours: 128, compressionLevel: 9 }).toFile(target);
+    const info = await sharp(png).resize({ width: SAVED_WIDTH }).png({ palette: true, colours: 256, dither: 0.5, compressionLevel: 9 }).toFile(target);
     return info.size;
   } finally {
     await chromium.close();

@@ -92,8 +92,10 @@ export function reportHtml(page: { history: RunHistory } | { live: LivePage; fil
   </section>
   <div class="grid">
     <section id="tradeoff-section" hidden><h2>Trade-off: new task against retention</h2><div id="tradeoff" class="chart"></div><p class="note">Size: trainable parameters. Click a family in the legend to pick it out; drag to pan, scroll to zoom, double-click to reset.</p></section>
-    <section id="curves-section" hidden><h2>Forgetting curves</h2><div class="controls"><label><input type="checkbox" id="log-steps"> log step axis</label></div><div id="forgetting" class="chart"></div><h2>New-task accuracy</h2><div id="newtask" class="chart"></div></section>
-    <section id="training-section" hidden><h2>Training</h2><div class="controls"><label>smoothing <input type="range" id="smoothing" min="0" max="0.99" step="0.01" value="0.6"> <span id="smoothing-value">0.6</span></label><label><input type="checkbox" id="log-loss"> log loss axis</label></div><div id="loss" class="chart"></div><div id="lr" class="chart"></div></section>
+    <section id="forgetting-section" hidden><h2>Forgetting curves</h2><div class="controls"><label><input type="checkbox" id="log-steps"> log step axis</label></div><div id="forgetting" class="chart"></div></section>
+    <section id="newtask-section" hidden><h2>New-task accuracy</h2><div id="newtask" class="chart"></div></section>
+    <section id="loss-section" hidden><h2>Training loss</h2><div class="controls"><label>smoothing <input type="range" id="smoothing" min="0" max="0.99" step="0.01" value="0.6"> <span id="smoothing-value">0.6</span></label><label><input type="checkbox" id="log-loss"> log loss axis</label></div><div id="loss" class="chart"></div></section>
+    <section id="lr-section" hidden><h2>Learning rate</h2><div id="lr" class="chart"></div></section>
   </div>
   <section>
     <h2>Run</h2>

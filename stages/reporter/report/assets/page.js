@@ -347,22 +347,23 @@
   }
 
   function trainingSpec(field, title, log, logY, colours) {
-    var layers = [];
-    if (field === 'loss') {
-      layers.push({ mark: { type: 'line', strokeWidth: 1, opacity: 0.25 }, encoding: { x: stepAxis(log), y: { field: 'loss', type: 'quantitative', scale: logY ? { type: 'log' } : { zero: false } }, color: { field: 'method', type: 'nominal', legend: null, scale: colours.method }, detail: { field: 'seed' } } });
-    }
-    layers.push({
+    var y = field === 'loss' ? 'smoothed' : field;
+    var layers = [{
       params: [methodLegendSelection(), { name: 'zoom', select: 'interval', bind: 'scales' }],
       mark: { type: 'line', strokeWidth: 1.6 },
       encoding: {
         x: stepAxis(log),
-        y: { field: field === 'loss' ? 'smoothed' : field, type: 'quantitative', title: title, scale: logY ? { type: 'log' } : { zero: false } },
+        y: { field: y, type: 'quantitative', title: title, scale: logY ? { type: 'log' } : { zero: false } },
         color: { field: 'method', type: 'nominal', title: 'method', scale: colours.method },
         detail: { field: 'seed' },
         opacity: { condition: { param: 'pick', value: 1 }, value: 0.12 },
-        tooltip: [{ field: 'method' }, { field: 'seed' }, { field: 'step' }, { field: field === 'loss' ? 'smoothed' : field, title: title, format: '.4~g' }, { field: 'loss', format: '.4~g', title: 'loss (raw)' }],
+        tooltip: [{ field: 'method' }, { field: 'seed' }, { field: 'step' }, { field: y, title: title, format: '.4~g' }, { field: 'loss', format: '.4~g', title: 'loss (raw)' }],
       },
-    });
+    }];
+    // The raw loss, faint behind the smoothed line, as TensorBoard draws it.
+    if (field === 'loss') {
+      layers.push({ mark: { type: 'line', strokeWidth: 1, opacity: 0.22 }, encoding: { x: stepAxis(log), y: { field: 'loss', type: 'quantitative' }, color: { field: 'method', type: 'nominal', scale: colours.method }, detail: { field: 'seed' } } });
+    }
     return chart('training', 'container', 240, { layer: layers });
   }
 
@@ -508,15 +509,17 @@
     var work = [];
     setSection('tradeoff-section', points.length > 0);
     if (points.length > 0) work.push(embedded('tradeoff', tradeoffSpec(headline, colours), { points: points, baseline: baseline }));
-    setSection('curves-section', curvePoints.length > 0);
+    setSection('forgetting-section', curvePoints.length > 0);
+    setSection('newtask-section', curvePoints.some(function (p) { return p.measure === 'new task'; }));
     if (curvePoints.length > 0) {
       var measures = hasUnplugged ? ['retention', 'retention, unplugged'] : ['retention'];
       work.push(embedded('forgetting', curveSpec(measures, 'retention: k-NN@' + headline + ' (%)', log, true, colours), { curves: curvePoints, baseline: baseline }));
       work.push(embedded('newtask', curveSpec(['new task'], 'new-task accuracy (%)', log, false, colours), { curves: curvePoints, baseline: baseline }));
     }
-    setSection('training-section', training.length > 0);
+    setSection('loss-section', training.length > 0);
+    setSection('lr-section', training.length > 0);
     if (training.length > 0) {
-      work.push(embedded('loss', trainingSpec('loss', 'training loss' + (smoothing > 0 ? ' (smoothed ' + smoothing + ')' : ''), false, logLoss, colours), { training: training }));
+      work.push(embedded('loss', trainingSpec('loss', 'loss' + (smoothing > 0 ? ' (smoothed ' + smoothing + ')' : ''), false, logLoss, colours), { training: training }));
       work.push(embedded('lr', trainingSpec('lr', 'learning rate', false, false, colours), { training: training }));
     }
     renderTable(state, rows);
