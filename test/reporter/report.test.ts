@@ -74,6 +74,16 @@ describe('report: report.html', () => {
     expect(JSON.parse(json).info.run).to.equal('</script><script>alert(1)</script>');
   });
 
+  it('vitpeft merge --out DIR/results.csv writes DIR/report.html of the merged results', () => {
+    const base = tempFolder('vitpeft-report-');
+    const shards = [writeRunFolder(path.join(base, 'grid-shard1of2')), writeRunFolder(path.join(base, 'grid-shard2of2'))];
+    const merged = runCli(['merge', ...shards, '--out', path.join(base, 'merged', 'results.csv')]);
+    expect(merged.status, merged.stderr).to.equal(0);
+    const history = readRunHistory(path.join(base, 'merged'));
+    expect(history.events.filter((e) => e.kind === 'method-end')).to.have.length(8);
+    expect(fs.readFileSync(path.join(base, 'merged', 'report.html'), 'utf8')).to.include('id="vitpeft-history"');
+  });
+
   it('vitpeft report writes it; a folder that is not a run or a damaged results.csv is a one-line error naming it', () => {
     const folder = writeRunFolder(path.join(tempFolder('vitpeft-report-'), 'grid'));
     const ok = runCli(['report', folder]);
