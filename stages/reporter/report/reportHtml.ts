@@ -28,6 +28,8 @@ function browserBundle(name: string, file: string): string {
   return fs.readFileSync(bundle, 'utf8');
 }
 
+const PAGE_SCRIPTS = ['runState.js', 'derived.js', 'charts.js', 'table.js', 'page.js'];
+
 let inlined: { scripts: string; style: string; page: string } | undefined;
 
 function assets(): { scripts: string; style: string; page: string } {
@@ -37,7 +39,8 @@ function assets(): { scripts: string; style: string; page: string } {
   inlined = {
     scripts: bundles.map((code) => `<script>${scriptText(code)}</script>`).join('\n'),
     style: fs.readFileSync(path.join(folder, 'page.css'), 'utf8'),
-    page: scriptText(fs.readFileSync(path.join(folder, 'page.js'), 'utf8')),
+    // One function scope for the page's files, in dependency order, page.js (which starts it) last.
+    page: scriptText(`(function () {\n'use strict';\n${PAGE_SCRIPTS.map((name) => fs.readFileSync(path.join(folder, name), 'utf8')).join('\n')}})();\n`),
   };
   return inlined;
 }
