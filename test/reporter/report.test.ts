@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
+import * as vm from 'vm';
 import { EvalEvent, MethodEndEvent, StepEvent } from '../../common/events';
 import { MAX_STEPS_PER_SERIES, RunFolderError, readRunHistory, thinSeries } from '../../stages/reporter/report/runHistory';
 import { embeddedJson, reportHtml } from '../../stages/reporter/report/reportHtml';
@@ -101,5 +102,30 @@ describe('report: report.html', () => {
     expect(damaged.status).to.equal(2);
     expect(damaged.stderr.trim().split('\n')).to.have.length(1);
     expect(damaged.stderr).to.include(path.join(folder, 'results.csv'));
+  });
+});
+
+describe('report page: the run state in the browser', () => {
+  /** The page's reducer and derived data (plain browser scripts), evaluated in a fresh context. */
+  function pageFunctions(): { emptyState: (h: unknown) => Record<string, unknown>; apply: (state: unknown, event: unknown) => void; summaryRows: (state: unknown) => Array<Record<string, unknown>> } {
+    const assets = path.join(__dirname, '..', '..', '..', 'stages', 'reporter', 'report', 'assets');
+    const code = ['runState.js', 'derived.js'].map((name) => fs.readFileSync(path.join(assets, name), 'utf8')).join('\n');
+    const context = vm.createContext({});
+    vm.runInContext(`${code}\nthis.exported = { emptyState, apply, summaryRows };`, context);
+    return (context as { exported: ReturnType<typeof pageFunctions> }).exported;
+  }
+
+  it('folds a history and an overlapping live tail into the same state as the history alone', () => {
+    const history = readRunHistory(writeRunFolder(path.join(tempFolder('vitpeft-report-'), 'grid')));
+    const page = pageFunctions();
+    const once = page.emptyState(history);
+    for (const event of history.events) page.apply(once, event);
+    const twice = page.emptyState(history);
+    for (const event of [...history.events, ...history.events.slice(-40)]) page.apply(twice, event);
+    expect(twice.stepsSeen).to.equal(once.stepsSeen).and.to.equal(256);
+    expect(page.summaryRows(twice)).to.deep.equal(page.summaryRows(once));
+    const full = page.summaryRows(once).find((row) => row.method === 'full')!;
+    expect(full).to.deep.include({ seeds: 2, family: 'full', trainableParams: 27906, status: 'ok' });
+    expect(full.newTask).to.deep.include({ mean: 76.5, n: 2 });
   });
 });

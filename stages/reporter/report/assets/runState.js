@@ -18,6 +18,7 @@ function emptyState(history) {
     jobs: [],
     baseline: {},
     steps: new Map(),
+    highestStep: new Map(),
     evals: new Map(),
     results: new Map(),
     current: null,
@@ -48,7 +49,10 @@ function apply(state, event) {
       if (!series) state.steps.set(seriesKey, (series = []));
       // A step seen before (a history overlapping the tail, a resumed job repeating the steps after
       // its checkpoint): the later values replace the earlier, and it is not counted again.
-      if (series.length === 0 || series[series.length - 1].step < event.step) state.stepsSeen += 1;
+      if (event.step > (state.highestStep.get(seriesKey) || 0)) {
+        state.highestStep.set(seriesKey, event.step);
+        state.stepsSeen += 1;
+      }
       while (series.length > 0 && series[series.length - 1].step >= event.step) series.pop();
       series.push({ step: event.step, loss: event.loss, lr: event.lr, epoch: event.epoch, imagesPerSecond: event.imagesPerSecond });
       if (series.length > 2 * MAX_POINTS) thin(series);
