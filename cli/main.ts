@@ -10,6 +10,8 @@ import { mergeCommand } from './commands/merge';
 import { runCommand } from './commands/run';
 import { paramsCommand } from './commands/params';
 import { pretrainCommand } from './commands/pretrain';
+import { reportCommand } from './commands/report';
+import { serveCommand } from './commands/serve';
 import { EXIT, UsageError, reportError } from './errors';
 import { parseInteger } from './options';
 
@@ -31,6 +33,8 @@ export function buildProgram(): Command {
   program.addCommand(runCommand().exitOverride());
   program.addCommand(pretrainCommand().exitOverride());
   program.addCommand(mergeCommand().exitOverride());
+  program.addCommand(reportCommand().exitOverride());
+  program.addCommand(serveCommand().exitOverride());
   return program;
 }
 

@@ -12,6 +12,7 @@ import { MethodResult } from '../../common/events';
 import { ResultsFileError, readResultsFile } from '../../stages/reporter/resultsFile';
 import { resultsCsv } from '../../stages/reporter/stage';
 import { formatTable, summarize } from '../../stages/reporter/table';
+import { writeReport } from '../../stages/reporter/report/writeReport';
 import { UsageError } from '../errors';
 import { TOKENS } from '../../di/tokens';
 import { pipeline } from '../../pipelines/composer';
@@ -105,6 +106,7 @@ function mergeRuns(dirs: string[], options: MergeOptions): void {
     }),
   );
   if (options.out) writeFileAtomic(options.out, resultsCsv(run, { retention: baselines[0], frozenHead: runs[0]?.baselineFrozenHead }, results));
+  if (options.out && path.basename(options.out) === 'results.csv') writeReport(path.dirname(path.resolve(options.out)));
 }
 
 export function mergeCommand(): Command {

@@ -10,7 +10,7 @@
 import { Command } from 'commander';
 import * as fs from 'fs';
 import * as path from 'path';
-import { lastValueFrom } from 'rxjs';
+import { lastValueFrom, tap } from 'rxjs';
 import { TOKENS } from '../../di/tokens';
 import { pipeline } from '../../pipelines/composer';
 import type { PipelineEvent } from '../../common/events';
@@ -26,6 +26,10 @@ import { parseInteger } from '../options';
 import { Shard, ShardError, resolveShard } from '../../pipelines/shardEnvironment';
 import { planJobs } from '../../pipelines/job';
 import { runFolder } from '../../pipelines/shardGrid';
+import { EventHub } from '../serve/eventHub';
+import { warnIfExposed } from '../serve/hostWarning';
+import { DEFAULT_PORT, LiveServer, startLiveServer } from '../serve/liveServer';
+import { serveUntilSignal } from '../serve/untilSignal';
 
 interface RunCommandOptions {
   out: string;
@@ -36,6 +40,9 @@ interface RunCommandOptions {
   plots: boolean;
   resume?: string;
   listJobs?: boolean;
+  serve?: number | true;
+  host: string;
+  stay: boolean;
 }
 
 /** `--resume auto`: continue the run in the folder the other options name if it has one, else start it. */
@@ -51,7 +58,7 @@ export function parseShard(value: string): Shard {
   }
 }
 
-const GENERATED = ['metrics.csv', 'evals.csv', 'results.csv', 'timings.csv', 'summary.csv', 'spec.json', 'run.json', 'tradeoff.svg', 'forgetting.svg'];
+const GENERATED = ['metrics.csv', 'evals.csv', 'results.csv', 'timings.csv', 'summary.csv', 'spec.json', 'run.json', 'tradeoff.svg', 'forgetting.svg', 'report.html'];
 
 /** The pipeline and options of the run in `folder`; a pipeline file given as well must be the same pipeline. */
 function resumeTarget(folder: string, file: string | undefined, options: RunCommandOptions, command: Command): { loaded: LoadedPipeline; runOptions: Partial<RunOptions>; backend?: string } {
@@ -103,6 +110,24 @@ function listJobs(loaded: LoadedPipeline, options: RunCommandOptions): string {
   return `${jobs.length} job(s) in '${loaded.spec.name}'${scope}\n${lines.map((line) => `${line}\n`).join('')}`;
 }
 
+/** --serve's optional port; a pipeline file right after --serve would be taken for it. */
+function parseServePort(value: string): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) > 65535) {
+    throw new UsageError(`--serve: expected a port number in [0, 65535], got '${value}' (put the pipeline file before --serve, or give the port: --serve ${DEFAULT_PORT})`);
+  }
+  return Number(value);
+}
+
+/** The live view of this run (and the other runs beside it), fed by the run's own events. */
+async function startLive(outDir: string, options: RunCommandOptions): Promise<{ server: LiveServer; hub: EventHub }> {
+  const hub = new EventHub();
+  const root = path.dirname(outDir);
+  warnIfExposed(options.host, root);
+  const server = await startLiveServer({ root, host: options.host, port: options.serve === true ? DEFAULT_PORT : options.serve, hubs: new Map([[path.basename(outDir), hub]]) });
+  process.stderr.write(`vitpeft: live view at ${server.runUrl(path.basename(outDir))}\n`);
+  return { server, hub };
+}
+
 export function runCommand(): Command {
   return new Command('run')
     .description('run every method of a pipeline file (default: the built-in Split-MNIST pipeline) and report the trade-off')
@@ -115,6 +140,9 @@ export function runCommand(): Command {
     .option('--no-plots', 'do not draw the SVG plots')
     .option('--resume <run-folder|auto>', "continue an interrupted run (out/<name>): finished methods are kept, the interrupted one continues from its last checkpoint; auto: continue the run these options name if it was started, else start it (a requeued array task)")
     .option('--list-jobs', 'print the number of jobs (method x seed, after --only, --seeds and --shard) and their names, and run nothing')
+    .option('--serve [port]', `serve the live view (report page with curves that grow as the run goes) on this port (default ${DEFAULT_PORT}; 0: any free port)`, parseServePort)
+    .option('--host <address>', 'address for --serve to listen on (default 127.0.0.1, this machine only)', '127.0.0.1')
+    .option('--stay', 'keep serving the live view after the run ends, until Ctrl-C', false)
     .action(async (file: string | undefined, options: RunCommandOptions, command: Command) => {
       let loaded: LoadedPipeline;
       let outDir: string;
@@ -138,23 +166,35 @@ export function runCommand(): Command {
           return;
         }
       }
-      const last = await withStopSignal(`vitpeft run --resume ${outDir}`, async (stop): Promise<PipelineEvent | undefined> => {
-        const backend = await startBackend(command);
-        if (recordedBackend !== undefined && recordedBackend !== backend.description) {
-          process.stderr.write(`vitpeft: warning: the run started on backend '${recordedBackend}' and resumes on '${backend.description}'; results equal an uninterrupted run's only on the same backend\n`);
-        }
-        if (!runOptions.resume) {
-          const checkpoints = path.join(outDir, CHECKPOINT_FOLDER);
-          if (fs.existsSync(checkpoints) && fs.readdirSync(checkpoints).length > 0) {
-            process.stderr.write(`vitpeft: starting '${loaded.spec.name}' afresh in ${outDir}; the interrupted run there is discarded (--resume ${outDir} would have continued it)\n`);
+      const live: { current?: { server: LiveServer; hub: EventHub } } = {};
+      let last: PipelineEvent | undefined;
+      try {
+        last = await withStopSignal(`vitpeft run --resume ${outDir}`, async (stop): Promise<PipelineEvent | undefined> => {
+          const backend = await startBackend(command);
+          if (recordedBackend !== undefined && recordedBackend !== backend.description) {
+            process.stderr.write(`vitpeft: warning: the run started on backend '${recordedBackend}' and resumes on '${backend.description}'; results equal an uninterrupted run's only on the same backend\n`);
           }
-          for (const name of GENERATED) fs.rmSync(path.join(outDir, name), { force: true });
-        }
-        const composed = pipeline();
-        composed.container.register<ReporterOptions>(TOKENS.reporterOptions, { useValue: { outDir, plots: options.plots } });
-        const events = composed.run(loaded, { ...runOptions, outDir, backend: backend.description, stop });
-        return lastValueFrom(events, { defaultValue: undefined });
-      });
+          if (!runOptions.resume) {
+            const checkpoints = path.join(outDir, CHECKPOINT_FOLDER);
+            if (fs.existsSync(checkpoints) && fs.readdirSync(checkpoints).length > 0) {
+              process.stderr.write(`vitpeft: starting '${loaded.spec.name}' afresh in ${outDir}; the interrupted run there is discarded (--resume ${outDir} would have continued it)\n`);
+            }
+            for (const name of GENERATED) fs.rmSync(path.join(outDir, name), { force: true });
+          }
+          if (options.serve !== undefined) live.current = await startLive(outDir, options);
+          const composed = pipeline();
+          composed.container.register<ReporterOptions>(TOKENS.reporterOptions, { useValue: { outDir, plots: options.plots } });
+          // The live view sees each event after the reporter has written it to the run's files.
+          const events = composed.run(loaded, { ...runOptions, outDir, backend: backend.description, stop }).pipe(tap((event) => live.current?.hub.publish(event)));
+          return lastValueFrom(events, { defaultValue: undefined });
+        });
+      } finally {
+        if (live.current && !options.stay) await live.current.server.close();
+      }
+      if (live.current && options.stay) {
+        process.stderr.write(`vitpeft: the run has ended; still serving ${live.current.server.runUrl(path.basename(outDir))} (Ctrl-C stops it)\n`);
+        await serveUntilSignal(live.current.server);
+      }
       if (last?.kind === 'run-end' && last.interrupted) {
         throw new InterruptedError(`run interrupted; its checkpoint and results so far are in ${outDir}; continue with: vitpeft run --resume ${outDir}`);
       }

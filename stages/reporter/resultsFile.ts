@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import { BASELINE, MethodResult, MethodStatus } from '../../common/events';
 import { readCsv } from './csvLog';
-import { RESULT_COLUMNS } from './stage';
+import { RESULT_COLUMNS } from './resultColumns';
 import { LocatedError } from '../../common/errors';
 
 export const METHOD_STATUSES: readonly MethodStatus[] = ['ok', 'diverged', 'failed', 'interrupted'];

@@ -1,12 +1,12 @@
 // The reporter: an operator on the pipeline's event stream. Steps go to metrics.csv and
 // evaluations to evals.csv as they arrive (whole rows, so an interrupted run keeps them);
 // results.csv is rewritten atomically after every finished method and holds no timings, so the
-// same run gives the same file (wall times go to timings.csv); at the end it prints the table
-// and draws the trade-off and forgetting-curve plots. A resumed run appends to the CSVs that
-// the runner has trimmed to its checkpoints; events marked restored update the table and plots
-// but are not recorded again. An interrupted method keeps a results row with status
-// 'interrupted' (its values are those of its last evaluation) until a resume replaces it. Progress goes to stderr: a bar on a
-// terminal, plain lines otherwise.
+// same run gives the same file (wall times go to timings.csv); at the end it prints the table,
+// draws the trade-off and forgetting-curve plots and writes report.html (report/). A resumed
+// run appends to the CSVs that the runner has trimmed to its checkpoints; events marked restored
+// update the table and plots but are not recorded again. An interrupted method keeps a results
+// row with status 'interrupted' (its values are those of its last evaluation) until a resume
+// replaces it. Progress goes to stderr: a bar on a terminal, plain lines otherwise.
 
 import * as fs from 'fs';
 import * as path from 'path';
@@ -20,6 +20,10 @@ import { CsvLog, CsvValue } from './csvLog';
 import { CurvePoint, forgettingSpec, renderSvg, tradeoffSpec } from './plots';
 import { Progress } from './progress';
 import { formatTable, summarize } from './table';
+import { RESULT_COLUMNS } from './resultColumns';
+import { writeReport } from './report/writeReport';
+
+export { RESULT_COLUMNS };
 
 export interface ReporterOptions {
   /** The run's output folder (out/<run>). */
@@ -31,27 +35,13 @@ export interface ReporterOptions {
   readonly err?: (text: string) => void;
   /** Skip the SVG plots. */
   readonly plots?: boolean;
+  /** Skip report.html (default: written at the end of the run). */
+  readonly report?: boolean;
 }
 
 export interface ReporterStage {
   record(): MonoTypeOperatorFunction<PipelineEvent>;
 }
-
-export const RESULT_COLUMNS = [
-  'run',
-  'method',
-  'seed',
-  'trainable_params',
-  'new_task_accuracy',
-  'new_task_best',
-  'retention_accuracy',
-  'retention_unplugged',
-  'frozen_head_accuracy',
-  'mean_accuracy',
-  'steps',
-  'status',
-  'note',
-] as const;
 
 const METRIC_COLUMNS = ['run', 'method', 'seed', 'step', 'epoch', 'loss', 'lr', 'images_per_second'] as const;
 
@@ -197,6 +187,13 @@ export class DefaultReporter implements ReporterStage {
               writeFileAtomic(path.join(outDir, 'tradeoff.svg'), await renderSvg(tradeoffSpec(points, baseline.retention, `${title}: new task vs retention`)));
               const withStart = baseline.retention === undefined ? curves : [...new Set(curves.map((c) => c.method))].flatMap((method) => [{ method, step: 0, retentionAccuracy: baseline.retention! }, ...curves.filter((c) => c.method === method)]);
               writeFileAtomic(path.join(outDir, 'forgetting.svg'), await renderSvg(forgettingSpec(meanCurves(withStart), baseline.retention, `${title}: retention during fine-tuning`)));
+            }
+            if (this.options.report !== false) {
+              try {
+                writeReport(outDir);
+              } catch (error) {
+                err(`vitpeft: warning: report.html not written: ${(error as Error).message}\n`);
+              }
             }
             return event as PipelineEvent;
           });
