@@ -4,7 +4,7 @@
 // Nested kernels (inside a custom gradient) are counted inside their parent too, so the total
 // exceeds the step time when custom gradients run.
 //
-//   node dist/bench/profile.js [--method full|lora-r8|block-p2|linear] [--threads N] [--shapes] [--top K]
+//   node dist/bench/profile.js [--method full|lora-r8|block-p2|linear] [--shape reference|default] [--threads N] [--shapes] [--top K]
 
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../di/backend';
@@ -24,18 +24,23 @@ async function main(args: string[]): Promise<void> {
   const method = value('--method') ?? 'full';
   const byShape = args.includes('--shapes');
   const top = Number(value('--top') ?? 40);
-  const base = VisionTransformer.init(REFERENCE_CONFIG);
-  const surgery = applySurgery(base, parseMethodLabel(method), { classes: 10, seed: 0 });
+  // The default's shape: ViT width 64, depth 6, 2 heads, patch 7, 28x28 images, 5 classes.
+  const shape = value('--shape') ?? 'reference';
+  if (shape !== 'reference' && shape !== 'default') throw new Error(`--shape: expected reference or default, got '${shape}'`);
+  const config = shape === 'default' ? { imageSize: 28, patchSize: 7, inChannels: 3, width: 64, depth: 6, heads: 2, mlpHidden: 256, numClasses: 0, layerNormEps: 1e-6 } : REFERENCE_CONFIG;
+  const classes = shape === 'default' ? 5 : 10;
+  const base = VisionTransformer.init(config);
+  const surgery = applySurgery(base, parseMethodLabel(method), { classes, seed: 0 });
   base.dispose();
   const session = new TrainingSession({
     model: surgery.model,
     trainable: surgery.trainable,
     firstTrainableBlock: surgery.firstTrainableBlock,
-    numClasses: 10,
+    numClasses: classes,
     settings: { optimizer: 'sgd', momentum: 0.9, schedule: 'constant', lr: 0.005, warmupSteps: 0, steps: 100, batchSize: 32, seed: 0 },
   });
-  const images = tf.randomNormal([32, 32, 32, 3]) as tf.Tensor4D;
-  const labels = tf.tensor1d(Array.from({ length: 32 }, (_, i) => i % 10), 'int32');
+  const images = tf.randomNormal([32, config.imageSize, config.imageSize, 3]) as tf.Tensor4D;
+  const labels = tf.tensor1d(Array.from({ length: 32 }, (_, i) => i % classes), 'int32');
   for (let i = 0; i < 2; i++) session.step(images, labels);
   const started = Date.now();
   const profile = await tf.profile(() => void session.step(images, labels));
@@ -50,7 +55,7 @@ async function main(args: string[]): Promise<void> {
   }
   const rows = [...totals.entries()].sort((a, b) => b[1].ms - a[1].ms);
   const sum = rows.reduce((s, [, e]) => s + e.ms, 0);
-  process.stdout.write(`${method} on ${info.description}: profiled step ${wall} ms wall, kernels sum ${sum.toFixed(0)} ms\n`);
+  process.stdout.write(`${method}, ${shape} shape, on ${info.description}: ${profile.kernels.length} kernel calls; profiled step ${wall} ms wall, kernels sum ${sum.toFixed(0)} ms\n`);
   for (const [key, { ms, count }] of rows.slice(0, top)) process.stdout.write(`${ms.toFixed(1).padStart(9)} ms ${String(count).padStart(5)}x  ${key}\n`);
   tf.dispose([images, labels]);
   session.dispose();
