@@ -11,7 +11,7 @@ import { BASELINE, EvalEvent, MethodResult } from '../common/events';
 import { readCsv } from '../stages/reporter/csvLog';
 import { readResultsFile } from '../stages/reporter/resultsFile';
 import { planJobs } from './job';
-import { RUN_RECORD, RecordedOptions, evalFromRow, jobKey, jsonDifferences, readRunRecord, recordedSpec } from './resume';
+import { RUN_RECORD, RecordedOptions, evalFromRow, jobKey, jsonDifferences, readRecordFile, readRunRecord, recordedSpec } from './resume';
 import type { Shard } from './shardEnvironment';
 import type { LoadedPipeline } from './spec';
 
@@ -64,7 +64,10 @@ const FINAL = new Set(['ok', 'diverged']);
 export function isShardFolder(folder: string): boolean {
   const file = path.join(folder, RUN_RECORD);
   if (!fs.existsSync(file)) return false;
-  return readRunRecord(folder).options.shard !== undefined;
+  // Only the options are looked at here: a grid's shards are checked whole by readShardGrid.
+  const { value } = readRecordFile(folder, RUN_RECORD, 'not a run folder');
+  const options = typeof value === 'object' && value !== null ? (value as { options?: unknown }).options : undefined;
+  return typeof options === 'object' && options !== null && (options as { shard?: unknown }).shard !== undefined;
 }
 
 function readKnn(folder: string): { k: number[]; headline: number } | undefined {

@@ -33,6 +33,16 @@ function watch(page: Page, allowed: (url: string) => boolean): { errors: string[
   return seen;
 }
 
+/** report.html opened from disk with the network cut, once it has drawn; close the page and go back online after. */
+async function openOffline(chromium: HeadlessChromium, report: string): Promise<{ page: Page; seen: { errors: string[]; blocked: string[] } }> {
+  await chromium.context.setOffline(true);
+  const page = await chromium.context.newPage();
+  const seen = watch(page, (url) => url.startsWith('file:') || url.startsWith('data:'));
+  await page.goto(`file://${report}`);
+  await page.waitForSelector('body[data-rendered]', { timeout: 15_000 });
+  return { page, seen };
+}
+
 async function markCount(page: Page, selector: string): Promise<number> {
   return page.locator(selector).count();
 }
@@ -63,12 +73,8 @@ describe('report page in headless Chromium', function () {
     const report = path.join(outDir, 'report.html');
     expect(fs.existsSync(report), 'the reporter writes report.html at the end of the run').to.equal(true);
 
-    await chromium.context.setOffline(true);
-    const page = await chromium.context.newPage();
-    const seen = watch(page, (url) => url.startsWith('file:') || url.startsWith('data:'));
+    const { page, seen } = await openOffline(chromium, report);
     try {
-      await page.goto(`file://${report}`);
-      await page.waitForSelector('body[data-rendered]', { timeout: 15_000 });
       const methods = await page.locator('#results tbody tr').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-method')));
       expect(methods).to.deep.equal(['pretrained', 'linear', 'lora-r2']);
       const linearRow = await page.locator('#results tbody tr[data-method="linear"]').innerText();
@@ -97,12 +103,8 @@ describe('report page in headless Chromium', function () {
   it('draws log-spaced evaluations on a log step axis, with mean ± std over seeds in the table', async () => {
     const folder = writeRunFolder(path.join(tempFolder('vitpeft-browser-'), 'grid'));
     const report = writeReport(folder);
-    await chromium.context.setOffline(true);
-    const page = await chromium.context.newPage();
-    const seen = watch(page, (url) => url.startsWith('file:') || url.startsWith('data:'));
+    const { page, seen } = await openOffline(chromium, report);
     try {
-      await page.goto(`file://${report}`);
-      await page.waitForSelector('body[data-rendered]', { timeout: 15_000 });
       expect(await page.locator('#log-steps').isChecked()).to.equal(true);
       expect(await page.locator('#forgetting .role-axis-title').allTextContents()).to.include('training step (log)');
       expect(await page.locator('#results tbody tr[data-method="full"]').innerText()).to.include('(2 seeds)').and.to.include('76.50 ± 0.71');

@@ -59,6 +59,7 @@ describe('a grid over scheduler tasks: vitpeft run --shard auto, --resume auto, 
     for (const name of ['results.csv', 'summary.csv']) {
       expect(fs.readFileSync(path.join(merged, name), 'utf8'), name).to.equal(fs.readFileSync(path.join(plain, 'toy', name), 'utf8'));
     }
+    expect(fs.readFileSync(path.join(merged, 'report.html'), 'utf8'), 'the merged run has its report').to.include('id="vitpeft-history"');
     // evals and metrics: the same rows in the same order (wall times and speeds aside)
     const withoutTimes = (file: string, drop: string) => readCsv(file).map((row) => JSON.stringify({ ...row, [drop]: '' }));
     expect(withoutTimes(path.join(merged, 'evals.csv'), 'seconds')).to.deep.equal(withoutTimes(path.join(plain, 'toy', 'evals.csv'), 'seconds'));
