@@ -83,6 +83,8 @@ export interface MethodStartEvent {
   readonly fromStep: number;
   /** Evaluations every this many steps (0: only after the last step), for the time left. */
   readonly evaluateEvery?: number;
+  /** Evaluations after these steps too (0: before the first). */
+  readonly evaluateAt?: readonly number[];
 }
 
 export interface MethodEndEvent {

@@ -4,7 +4,7 @@
 // trained model saved and one results row.
 
 import * as path from 'path';
-import { Observable, defer, from, map } from 'rxjs';
+import { EMPTY, Observable, concat, defer, from, map } from 'rxjs';
 import { EvalEvent, MethodResult, PipelineEvent, StepEvent } from '../common/events';
 import { saveVit } from '../models/checkpoint/vitCheckpoint';
 import { FrozenPrefixCache } from '../stages/evaluator/frozenPrefixCache';
@@ -57,20 +57,37 @@ class EvaluationRecord {
   }
 }
 
-function evaluationFollowUp(stages: Stages, prepared: Prepared, job: Job, surgery: SurgeryResult, record: EvaluationRecord, every: number, frozenPrefix: FrozenPrefixCache): FollowUp<PipelineEvent> {
-  // Retention with adapters removed / new blocks bypassed: measured once, at the end of training.
-  const unplugged = surgery.spec.method === 'lora' || surgery.spec.method === 'block';
-  const { steps } = job.settings;
-  return {
-    due: evaluationSchedule(every, steps),
-    run: (trained) =>
-      from(stages.evaluator.evaluate(surgery.model, prepared.evaluation, { newTask: true, retention: true, unplugged: unplugged && trained.step === steps, frozenHead: prepared.frozenHead, frozenPrefix })).pipe(
-        map((result): EvalEvent => {
-          record.add(result);
-          return { kind: 'eval', method: job.method, seed: job.seed, step: trained.step, ...result };
-        }),
-      ),
-  };
+/** A job's evaluations: on the pipeline's schedule, recorded for the results row, frozen blocks' activations kept between them. */
+class JobEvaluations {
+  readonly frozenPrefix: FrozenPrefixCache;
+
+  constructor(
+    private readonly stages: Stages,
+    private readonly prepared: Prepared,
+    private readonly job: Job,
+    private readonly surgery: SurgeryResult,
+    readonly record: EvaluationRecord,
+  ) {
+    this.frozenPrefix = new FrozenPrefixCache(surgery.model, surgery.firstTrainableBlock, prepared.frozenPrefixBytes);
+  }
+
+  /** The evaluation after `step` steps (0: before the first). */
+  after(step: number): Observable<EvalEvent> {
+    const { stages, prepared, job, surgery, record, frozenPrefix } = this;
+    // Retention with adapters removed / new blocks bypassed: measured once, at the end of training.
+    const unplugged = (surgery.spec.method === 'lora' || surgery.spec.method === 'block') && step === job.settings.steps;
+    return from(stages.evaluator.evaluate(surgery.model, prepared.evaluation, { newTask: true, retention: true, unplugged, frozenHead: prepared.frozenHead, frozenPrefix })).pipe(
+      map((result): EvalEvent => {
+        record.add(result);
+        return { kind: 'eval', method: job.method, seed: job.seed, step, ...result };
+      }),
+    );
+  }
+
+  followUp(): FollowUp<PipelineEvent> {
+    const { every, at } = this.prepared.schedule;
+    return { due: evaluationSchedule(every, this.job.settings.steps, at), run: (trained) => this.after(trained.step) };
+  }
 }
 
 async function saveTrainedModel(surgery: SurgeryResult, job: Job, outDir: string): Promise<void> {
@@ -100,7 +117,7 @@ function trainSteps(stages: Stages, prepared: Prepared, job: Job, surgery: Surge
   return stages.trainer.train(trainJob, batches, hooks);
 }
 
-export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, evaluateEvery: number, options: RunOptions, start: JobStart): LoopJob<PipelineEvent> {
+export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, options: RunOptions, start: JobStart): LoopJob<PipelineEvent> {
   const started = Date.now();
   const { settings } = job;
   let surgery: SurgeryResult;
@@ -111,9 +128,10 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, evalua
     throw error;
   }
   const { model } = surgery;
-  const frozenPrefix = new FrozenPrefixCache(model, surgery.firstTrainableBlock, prepared.frozenPrefixBytes);
   const fromStep = start.opened?.state.header.step ?? 0;
   const record = new EvaluationRecord(start.opened?.progress.last, start.opened?.progress.best);
+  const evaluations = new JobEvaluations(stages, prepared, job, surgery, record);
+  const { every: evaluateEvery, at: evaluateAt } = prepared.schedule;
   const seconds = () => (start.opened?.progress.seconds ?? 0) + (Date.now() - started) / 1000;
   const result = (status: MethodResult['status'], steps: number, note?: string): MethodResult => ({
     method: job.method,
@@ -128,13 +146,16 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, evalua
   const end = (value: MethodResult): PipelineEvent => ({ kind: 'method-end', result: value });
   return {
     steps: settings.steps,
-    opening: from<PipelineEvent[]>([
-      { kind: 'method-start', method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, description: surgery.description, steps: settings.steps, fromStep, evaluateEvery },
-      ...start.evals,
-    ]),
+    opening: concat(
+      from<PipelineEvent[]>([
+        { kind: 'method-start', method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, description: surgery.description, steps: settings.steps, fromStep, evaluateEvery, evaluateAt },
+        ...start.evals,
+      ]),
+      fromStep === 0 && evaluateAt.includes(0) ? defer(() => evaluations.after(0)) : EMPTY,
+    ),
     train: (hooks) => trainSteps(stages, prepared, job, surgery, fromStep, hooks),
     stepEvent: (trained) => stepEvent(job, trained),
-    followUps: [evaluationFollowUp(stages, prepared, job, surgery, record, evaluateEvery, frozenPrefix)],
+    followUps: [evaluations.followUp()],
     checkpoint: trainingStateCheckpoint<PipelineEvent>({
       file: checkpointPath(options.outDir, job),
       every: settings.checkpointEvery,
@@ -153,7 +174,7 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, evalua
     diverged: (error) =>
       end({ method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, steps: error.step, status: 'diverged', note: error.message, seconds: seconds() }),
     dispose: () => {
-      frozenPrefix.dispose();
+      evaluations.frozenPrefix.dispose();
       model.dispose();
     },
   };

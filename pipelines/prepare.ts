@@ -48,6 +48,8 @@ export interface Prepared {
   readonly knnHeadline: number;
   /** Bytes a job may keep of frozen-block activations between evaluations. */
   readonly frozenPrefixBytes: number;
+  /** When jobs evaluate: every N steps (0: only after the last) and after the listed steps. */
+  readonly schedule: { readonly every: number; readonly at: readonly number[] };
   dispose(): void;
 }
 
@@ -110,7 +112,8 @@ export async function prepare(stages: Stages, loaded: LoadedPipeline, options: R
       )}\n`,
     );
     const frozenPrefixBytes = (spec.evaluate?.frozenPrefixMB ?? DEFAULT_FROZEN_PREFIX_MB) * 2 ** 20;
-    return { base, train, trainTransform, evaluation, numClasses, frozenHead, knnHeadline, frozenPrefixBytes, dispose: () => base.dispose() };
+    const schedule = { every: spec.evaluate?.every ?? 0, at: spec.evaluate?.at ?? [] };
+    return { base, train, trainTransform, evaluation, numClasses, frozenHead, knnHeadline, frozenPrefixBytes, schedule, dispose: () => base.dispose() };
   } catch (error) {
     base.dispose();
     throw error;

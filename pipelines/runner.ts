@@ -92,12 +92,11 @@ function jobEvents(run: RunContext, job: Job): Observable<PipelineEvent> {
       return EMPTY;
     }
     const checkpoint = resume?.checkpoints.get(key);
-    const evaluateEvery = loaded.spec.evaluate?.every ?? 0;
     return runJobLoop(() => {
       // Opened (and checked against this job) before the surgery, so a bad file costs nothing.
       const opened = checkpoint ? openJobCheckpoint(checkpoint.file, loaded.spec, job) : undefined;
       const start = { fingerprint: jobFingerprint(loaded.spec, job), opened, evals: checkpoint ? (resume?.evals.get(key) ?? []) : [] };
-      return fineTuneJob(stages, prepared, job, evaluateEvery, options, start);
+      return fineTuneJob(stages, prepared, job, options, start);
     });
   }).pipe(map((event) => record.jobEvent(event)));
 }

@@ -104,6 +104,8 @@ export const PipelineSpec = closed(
       {},
       {
         every: NonNegativeInt,
+        /** Evaluations after these steps too (0: before the first step), e.g. log-spaced for the first iterations. */
+        at: nonEmptyArray(NonNegativeInt, 'at'),
         batchSize: PositiveInt,
         knn: closed('knn', {}, { k: nonEmptyArray(PositiveInt, 'k'), temperature: PositiveNumber, headline: PositiveInt }),
         /** MiB a job may keep of frozen-block activations between its evaluations (0: none). */
@@ -175,6 +177,12 @@ export function decodePipeline(input: unknown, file: string): PipelineSpec {
   });
   const knn = spec.evaluate?.knn;
   if (knn?.headline !== undefined && knn.k && !knn.k.includes(knn.headline)) problems.push(`evaluate.knn.headline: ${knn.headline} is not among k [${knn.k.join(', ')}]`);
+  const at = spec.evaluate?.at ?? [];
+  at.forEach((step, index) => {
+    if (index > 0 && step <= at[index - 1]) problems.push(`evaluate.at[${index}]: ${step} does not come after ${at[index - 1]}; list the steps in increasing order`);
+  });
+  const shortest = Math.min(...spec.methods.map((entry) => entry.train?.steps ?? spec.train.steps));
+  if (at.length > 0 && at[at.length - 1] > shortest) problems.push(`evaluate.at: step ${at[at.length - 1]} is past the ${shortest} steps a method trains`);
   if (problems.length > 0) throw new PipelineSpecError(file, problems);
   return spec;
 }

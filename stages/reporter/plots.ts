@@ -66,12 +66,26 @@ export function tradeoffSpec(points: readonly TradeoffPoint[], baselineRetention
   return layeredChart(title, 380, points, layers);
 }
 
+/**
+ * Evaluation steps that grow geometrically (each gap at least 1.5 times the one before, for most
+ * of them; evaluate.at: [0, 1, 2, 5, 10, 20, ...]) are drawn on a log axis (symlog, so step 0
+ * stays). The report page applies the same rule.
+ */
+export function logSpacedSteps(steps: readonly number[]): boolean {
+  const sorted = [...new Set(steps)].filter((step) => step > 0).sort((a, b) => a - b);
+  if (sorted.length < 4) return false;
+  let growing = 0;
+  for (let i = 2; i < sorted.length; i++) if (sorted[i] - sorted[i - 1] >= 1.5 * (sorted[i - 1] - sorted[i - 2])) growing++;
+  return growing >= 0.75 * (sorted.length - 2);
+}
+
 export function forgettingSpec(points: readonly CurvePoint[], baselineRetention: number | undefined, title: string): VegaLiteSpec {
+  const log = logSpacedSteps(points.map((point) => point.step));
   const layers: VegaLiteSpec[] = [
     {
       mark: { type: 'line', point: true },
       encoding: {
-        x: { field: 'step', type: 'quantitative', title: 'training step' },
+        x: { field: 'step', type: 'quantitative', title: log ? 'training step (log)' : 'training step', ...(log ? { scale: { type: 'symlog' } } : {}) },
         y: { field: 'retentionAccuracy', type: 'quantitative', title: 'retention: k-NN accuracy on the pretraining domain (%)', scale: { zero: false } },
         color: { field: 'method', type: 'nominal', title: 'method' },
       },

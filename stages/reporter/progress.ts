@@ -16,11 +16,12 @@ function percent(value: number | undefined): string {
   return value === undefined ? '—' : `${value.toFixed(2)}%`;
 }
 
-/** Evaluations still to come after `step`: every `every` steps and after the last. */
-export function remainingEvaluations(step: number, steps: number, every: number): number {
+/** Evaluations still to come after `step`: every `every` steps, at the `at` steps, and after the last. */
+export function remainingEvaluations(step: number, steps: number, every: number, at: readonly number[] = []): number {
   if (step >= steps) return 0;
   const periodic = every > 0 ? Math.floor(steps / every) - Math.floor(step / every) : 0;
-  return periodic + (every > 0 && steps % every === 0 ? 0 : 1);
+  const listed = at.filter((s) => s > step && s < steps && !(every > 0 && s % every === 0)).length;
+  return periodic + listed + (every > 0 && steps % every === 0 ? 0 : 1);
 }
 
 export class Progress {
@@ -29,6 +30,7 @@ export class Progress {
   private startStep = 0;
   private speed = 0;
   private evaluateEvery = 0;
+  private evaluateAt: readonly number[] = [];
   private evaluationSeconds = 0;
   private evaluations = 0;
 
@@ -47,6 +49,7 @@ export class Progress {
     this.startStep = event.fromStep;
     this.speed = 0;
     this.evaluateEvery = event.evaluateEvery ?? 0;
+    this.evaluateAt = event.evaluateAt ?? [];
     this.evaluationSeconds = 0;
     this.evaluations = 0;
     const resumed = event.fromStep > 0 ? `, resuming at step ${event.fromStep}` : '';
@@ -73,7 +76,7 @@ export class Progress {
     const trainingSeconds = Math.max(0, (Date.now() - this.methodStarted) / 1000 - this.evaluationSeconds);
     if (done <= 0) return '?';
     const steps = (trainingSeconds / done) * (event.steps - event.step);
-    const pending = remainingEvaluations(event.step, event.steps, this.evaluateEvery);
+    const pending = remainingEvaluations(event.step, event.steps, this.evaluateEvery, this.evaluateAt);
     // Before the first evaluation its cost is unknown: say so rather than guess.
     if (pending > 0 && this.evaluations === 0) return `${duration(steps)} + ${pending} eval${pending > 1 ? 's' : ''}`;
     return duration(steps + pending * (this.evaluations > 0 ? this.evaluationSeconds / this.evaluations : 0));

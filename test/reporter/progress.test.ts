@@ -12,6 +12,9 @@ describe('progress line', () => {
     expect(remainingEvaluations(200, 200, 20)).to.equal(0);
     expect(remainingEvaluations(0, 210, 20)).to.equal(11); // 10 periodic + the last step
     expect(remainingEvaluations(5, 100, 0)).to.equal(1);
+    // evaluate.at beside every 40: 1, 2, 5, 10, 20, 50 and 100 are extra; 0 is past; 40, 80, ... counted once.
+    expect(remainingEvaluations(0, 200, 40, [0, 1, 2, 5, 10, 20, 40, 50, 100])).to.equal(5 + 7);
+    expect(remainingEvaluations(20, 200, 40, [0, 1, 2, 5, 10, 20, 40, 50, 100])).to.equal(5 + 2);
   });
 
   it('labels the speed as training speed and adds the evaluations to the time left', () => {
