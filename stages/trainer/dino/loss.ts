@@ -44,5 +44,8 @@ export function updatedCenter(center: tf.Tensor, teacherLogits: tf.Tensor2D, mom
 
 /** Mean entropy (nats) of the rows of a distribution: 0 when collapsed to one prototype, log K when uniform. */
 export function meanEntropy(probabilities: tf.Tensor2D): number {
-  return tf.tidy(() => tf.mean(tf.neg(tf.sum(tf.mul(probabilities, tf.log(tf.maximum(probabilities, 1e-12))), -1)))).dataSync()[0];
+  const entropy = tf.tidy(() => tf.mean(tf.neg(tf.sum(tf.mul(probabilities, tf.log(tf.maximum(probabilities, 1e-12))), -1))));
+  const value = entropy.dataSync()[0];
+  entropy.dispose();
+  return value;
 }

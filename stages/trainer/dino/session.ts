@@ -127,9 +127,7 @@ export class DinoSession {
       const probabilities = teacherDistribution(teacherLogits, this.center, scheduled.teacherTemperature);
       teacherEntropy = meanEntropy(probabilities);
       probabilities.dispose();
-      const center = updatedCenter(this.center, teacherLogits, dino.centerMomentum);
-      this.center.assign(center);
-      center.dispose();
+      tf.tidy(() => this.center.assign(updatedCenter(this.center, teacherLogits, dino.centerMomentum)));
     } finally {
       tf.dispose([teacherLogits, ...Object.values(grads)]);
     }
