@@ -81,7 +81,7 @@ export class DinoSession {
     const flags = (list: typeof named) => list.map(([name, variable]) => decayed(name, variable));
     this.optimizer = new AdamW(body.map(([, v]) => v), betas, eps, dino.weightDecay.start, flags(body));
     this.lastLayerOptimizer = new AdamW(lastLayer.map(([, v]) => v), betas, eps, dino.weightDecay.start, flags(lastLayer));
-    this.center = tf.variable(tf.zeros([1, dino.outDim]), false);
+    this.center = tf.tidy(() => tf.variable(tf.zeros([1, dino.outDim]), false));
   }
 
   /** The schedules' values for the step after `completed` steps. */
