@@ -43,7 +43,7 @@ export type DinoPretrainEvent = DinoStepEvent | EvalEvent | CheckpointEvent | Pr
 export const DINO_MONITOR_K = 20;
 const MONITOR_TEMPERATURE = 0.07;
 const CHECKPOINT_FILE = 'pretrain.safetensors';
-const METRIC_COLUMNS = ['run', 'step', 'epoch', 'loss', 'lr', 'weight_decay', 'teacher_temperature', 'teacher_momentum', 'teacher_entropy', 'images_per_second'] as const;
+const METRIC_COLUMNS = ['run', 'step', 'epoch', 'loss', 'lr', 'weight_decay', 'teacher_temperature', 'teacher_momentum', 'teacher_entropy', 'teacher_batch_entropy', 'images_per_second'] as const;
 const EVAL_COLUMNS = ['run', 'step', 'knn20', 'seconds'] as const;
 
 interface DinoProgress {
@@ -249,10 +249,11 @@ export async function pretrainDino(stages: Pick<Stages, 'dataset' | 'evaluator'>
           teacher_temperature: dino.teacherTemperature,
           teacher_momentum: dino.teacherMomentum,
           teacher_entropy: dino.teacherEntropy,
+          teacher_batch_entropy: dino.teacherBatchEntropy,
           images_per_second: event.imagesPerSecond,
         });
         if (event.step % logEvery === 0) {
-          options.log(`  step ${event.step}/${steps} loss ${event.loss.toFixed(4)} lr ${event.lr.toPrecision(3)} teacher entropy ${dino.teacherEntropy.toFixed(3)} (log K ${Math.log(outDim).toFixed(3)}) ${event.imagesPerSecond.toFixed(1)} img/s`);
+          options.log(`  step ${event.step}/${steps} loss ${event.loss.toFixed(4)} lr ${event.lr.toPrecision(3)} teacher entropy ${dino.teacherEntropy.toFixed(3)}, of the batch mean ${dino.teacherBatchEntropy.toFixed(3)} (log K ${Math.log(outDim).toFixed(3)}) ${event.imagesPerSecond.toFixed(1)} img/s`);
         }
       } else if (event.kind === 'eval') {
         const knn = event.retention?.[DINO_MONITOR_K] ?? NaN;

@@ -15,6 +15,7 @@ import { pipeline } from '../../pipelines/composer';
 import { PretrainResult, pretrain, readPretrainRecord } from '../../pipelines/pretrain';
 import { decodePretrain, loadPretrainFile } from '../../pipelines/pretrainSpec';
 import { PipelineSpecError } from '../../pipelines/spec';
+import { REPO_ROOT } from '../helpers/cli';
 import { tempFolder } from '../helpers/datasetFixtures';
 import { toyDataset } from '../helpers/pipelineFixtures';
 
@@ -139,5 +140,13 @@ describe('DINO pretraining (objective "dino")', function () {
     const supervised = { ...dinoSpec(), objective: undefined, data: { train: 'mnist:train' } };
     expect(problems(supervised)).to.include('data.test: the supervised objective needs a test split');
     expect(problems(dinoSpec())).to.deep.equal([]);
+  });
+
+  it('the example pipelines/pretrain-dino-digits.json decodes; the supervised pretrain-digits.json stays supervised', () => {
+    const example = loadPretrainFile(path.join(REPO_ROOT, 'pipelines', 'pretrain-dino-digits.json')).spec;
+    expect(example.objective).to.equal('dino');
+    expect(example.dino?.augment?.flip).to.equal(false);
+    expect(example.data.retention).to.deep.equal({ bank: 'mnist:train?classes=0-4&perClass=400', query: 'mnist:test?classes=0-4' });
+    expect(loadPretrainFile(path.join(REPO_ROOT, 'pipelines', 'pretrain-digits.json')).spec.objective).to.equal(undefined);
   });
 });

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import { AdamW } from '../../stages/trainer/optimizer';
-import { dinoLoss, meanEntropy, teacherDistribution, updatedCenter } from '../../stages/trainer/dino/loss';
+import { dinoLoss, teacherDistribution, teacherEntropies, updatedCenter } from '../../stages/trainer/dino/loss';
 import { DinoModels } from '../../stages/trainer/dino/models';
 import { MultiCrop } from '../../stages/trainer/dino/multiCrop';
 import { cosineSchedule, teacherMomentum, teacherTemperature } from '../../stages/trainer/dino/schedules';
@@ -70,15 +70,17 @@ describe('DINO: loss, schedules, teacher EMA, session', () => {
     tf.dispose([s, t, c, loss]);
   });
 
-  it('centring: c <- 0.9 c + 0.1 mean of the teacher rows; the entropy of a uniform teacher is log K', () => {
+  it('centring: c <- 0.9 c + 0.1 mean of the teacher rows; the collapse monitor: row entropy log K when uniform, batch-mean entropy log 2 on two prototypes', () => {
     const center = tf.tensor2d([[1, 0, -1]]);
     const logits = tf.tensor2d([[2, 4, 0], [0, 2, 2]]);
     const next = updatedCenter(center, logits, 0.9);
     expect(maxAbsDifference(next, [0.9 + 0.1, 0.3, -0.9 + 0.1])).to.be.below(1e-6);
     const uniform = teacherDistribution(tf.tensor2d([[3, 3, 3, 3]]), tf.zeros([1, 4]), 0.04);
-    expect(meanEntropy(uniform)).to.be.closeTo(Math.log(4), 1e-6);
-    const peaked = teacherDistribution(tf.tensor2d([[10, 0, 0, 0]]), tf.zeros([1, 4]), 0.04);
-    expect(meanEntropy(peaked)).to.be.below(1e-6);
+    expect(teacherEntropies(uniform).rows).to.be.closeTo(Math.log(4), 1e-6);
+    const peaked = teacherDistribution(tf.tensor2d([[10, 0, 0, 0], [0, 10, 0, 0]]), tf.zeros([1, 4]), 0.04);
+    const spread = teacherEntropies(peaked);
+    expect(spread.rows).to.be.below(1e-6);
+    expect(spread.batch, 'two images on two prototypes').to.be.closeTo(Math.log(2), 1e-5);
     tf.dispose([center, logits, next, uniform, peaked]);
   });
 

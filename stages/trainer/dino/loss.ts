@@ -42,10 +42,17 @@ export function updatedCenter(center: tf.Tensor, teacherLogits: tf.Tensor2D, mom
   return tf.tidy(() => tf.add(tf.mul(center, momentum), tf.mul(tf.mean(teacherLogits, 0, true), 1 - momentum)));
 }
 
-/** Mean entropy (nats) of the rows of a distribution: 0 when collapsed to one prototype, log K when uniform. */
-export function meanEntropy(probabilities: tf.Tensor2D): number {
-  const entropy = tf.tidy(() => tf.mean(tf.neg(tf.sum(tf.mul(probabilities, tf.log(tf.maximum(probabilities, 1e-12))), -1))));
-  const value = entropy.dataSync()[0];
-  entropy.dispose();
-  return value;
+function entropies(probabilities: tf.Tensor2D): tf.Tensor {
+  return tf.neg(tf.sum(tf.mul(probabilities, tf.log(tf.maximum(probabilities, 1e-12))), -1));
+}
+
+/**
+ * The teacher's collapse monitor, in nats: the mean entropy of its rows (log K: uniform, every
+ * image answered alike) and the entropy of its batch-mean distribution (0: one prototype for all).
+ */
+export function teacherEntropies(probabilities: tf.Tensor2D): { rows: number; batch: number } {
+  const values = tf.tidy(() => tf.stack([tf.mean(entropies(probabilities)), tf.reshape(entropies(tf.mean(probabilities, 0, true) as tf.Tensor2D), [])]));
+  const [rows, batch] = values.dataSync();
+  values.dispose();
+  return { rows, batch };
 }

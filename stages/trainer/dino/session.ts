@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from '../optimizer';
 import { ScheduleSpec, learningRate } from '../schedule';
 import { DivergedError, StepMetrics } from '../session';
-import { dinoLoss, meanEntropy, teacherDistribution, updatedCenter } from './loss';
+import { dinoLoss, teacherDistribution, teacherEntropies, updatedCenter } from './loss';
 import { DinoModels } from './models';
 import { cosineSchedule, teacherMomentum, teacherTemperature } from './schedules';
 import type { DinoSettings } from './settings';
@@ -32,8 +32,10 @@ export interface DinoStepMetrics extends StepMetrics {
   readonly weightDecay: number;
   readonly teacherTemperature: number;
   readonly teacherMomentum: number;
-  /** Mean entropy (nats) of the teacher's centred, sharpened output: near 0 or log K means collapse. */
+  /** Mean entropy (nats) of the teacher's centred, sharpened rows: near log K means a uniform collapse. */
   readonly teacherEntropy: number;
+  /** Entropy of the teacher's batch-mean distribution: near 0 means every image lands on one prototype. */
+  readonly teacherBatchEntropy: number;
 }
 
 /** DINO's parameter groups: biases and 1-d tensors undecayed; also the class token and position embedding (timm's no_weight_decay). */
@@ -111,7 +113,7 @@ export class DinoSession {
     const ordered = this.trainable.map((variable) => grads[variable.name]);
     const loss = value.dataSync()[0];
     value.dispose();
-    let teacherEntropy: number;
+    let entropy: { rows: number; batch: number };
     try {
       if (ordered.some((grad) => !grad)) throw new Error('a DINO student variable received no gradient');
       if (!Number.isFinite(loss)) throw new DivergedError(this.completedSteps + 1, scheduled.lr, loss);
@@ -125,7 +127,7 @@ export class DinoSession {
       }
       this.updateTeacher(scheduled.teacherMomentum);
       const probabilities = teacherDistribution(teacherLogits, this.center, scheduled.teacherTemperature);
-      teacherEntropy = meanEntropy(probabilities);
+      entropy = teacherEntropies(probabilities);
       probabilities.dispose();
       tf.tidy(() => this.center.assign(updatedCenter(this.center, teacherLogits, dino.centerMomentum)));
     } finally {
@@ -133,7 +135,7 @@ export class DinoSession {
     }
     this.completedSteps++;
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return { step: this.completedSteps, loss, lr: scheduled.lr, imagesPerSecond: batch / seconds, weightDecay: scheduled.weightDecay, teacherTemperature: scheduled.teacherTemperature, teacherMomentum: scheduled.teacherMomentum, teacherEntropy };
+    return { step: this.completedSteps, loss, lr: scheduled.lr, imagesPerSecond: batch / seconds, weightDecay: scheduled.weightDecay, teacherTemperature: scheduled.teacherTemperature, teacherMomentum: scheduled.teacherMomentum, teacherEntropy: entropy.rows, teacherBatchEntropy: entropy.batch };
   }
 
   private updateTeacher(momentum: number): void {

@@ -53,8 +53,8 @@ export function trainDino<T>(job: DinoJob, crops: MultiCrop, batches: Observable
         } finally {
           batch.dispose();
         }
-        const { weightDecay, teacherTemperature, teacherMomentum, teacherEntropy } = metrics;
-        const trained: DinoTrainedStep = { kind: 'trained-step', step: metrics.step, loss: metrics.loss, lr: metrics.lr, imagesPerSecond: metrics.imagesPerSecond, epoch: batch.epoch, dino: { weightDecay, teacherTemperature, teacherMomentum, teacherEntropy } };
+        const { weightDecay, teacherTemperature, teacherMomentum, teacherEntropy, teacherBatchEntropy } = metrics;
+        const trained: DinoTrainedStep = { kind: 'trained-step', step: metrics.step, loss: metrics.loss, lr: metrics.lr, imagesPerSecond: metrics.imagesPerSecond, epoch: batch.epoch, dino: { weightDecay, teacherTemperature, teacherMomentum, teacherEntropy, teacherBatchEntropy } };
         return concat(of(trained), defer(() => hooks.afterStep(trained, session)));
       }),
       finalize(() => {
