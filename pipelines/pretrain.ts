@@ -1,9 +1,9 @@
-// Pretraining a ViT from a seeded random init on one labelled dataset (supervised, with a head),
-// through the same job loop as fine-tuning: test accuracy on the file's schedule (evals.csv),
-// every step in metrics.csv, training-state checkpoints, a stop request honoured at the next
-// step with a checkpoint, and resume. The result is a timm-layout checkpoint with the
-// architecture and provenance in its metadata; a resumed pretraining writes the same file, byte
-// for byte, as an uninterrupted one.
+// Pretraining a ViT from a seeded random init on one labelled dataset (supervised, with a head;
+// "objective": "dino" is handed to dinoPretrain.ts), through the same job loop as fine-tuning:
+// test accuracy on the file's schedule (evals.csv), every step in metrics.csv, training-state
+// checkpoints, a stop request honoured at the next step with a checkpoint, and resume. The result
+// is a timm-layout checkpoint with the architecture and provenance in its metadata; a resumed
+// pretraining writes the same file, byte for byte, as an uninterrupted one.
 //
 // The folder (out/pretrain-<name>): pretrain.json (what --resume needs), metrics.csv, evals.csv,
 // checkpoints/pretrain.safetensors while unfinished.
