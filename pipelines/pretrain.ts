@@ -1,77 +1,41 @@
-// Pretraining a ViT from a seeded random init on one labelled dataset (supervised, with a head),
-// through the same job loop as fine-tuning: test accuracy on the file's schedule (evals.csv),
-// every step in metrics.csv, training-state checkpoints, a stop request honoured at the next
-// step with a checkpoint, and resume. The result is a timm-layout checkpoint with the
-// architecture and provenance in its metadata; a resumed pretraining writes the same file, byte
-// for byte, as an uninterrupted one.
+// Pretraining a ViT from a seeded random init on one labelled dataset (supervised, with a head;
+// "objective": "dino" is handed to dinoPretrain.ts), through the same job loop as fine-tuning:
+// test accuracy on the file's schedule (evals.csv), every step in metrics.csv, training-state
+// checkpoints, a stop request honoured at the next step with a checkpoint, and resume. The result
+// is a timm-layout checkpoint with the architecture and provenance in its metadata; a resumed
+// pretraining writes the same file, byte for byte, as an uninterrupted one.
 //
 // The folder (out/pretrain-<name>): pretrain.json (what --resume needs), metrics.csv, evals.csv,
 // checkpoints/pretrain.safetensors while unfinished.
 
-import { createHash } from 'crypto';
 import { isLeft } from 'fp-ts/Either';
 import * as t from 'io-ts';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Observable, defer, from, lastValueFrom, map, of, tap } from 'rxjs';
-import { writeFileAtomic } from '../common/atomicWrite';
 import type { CheckpointEvent, EvalEvent, StepEvent } from '../common/events';
-import type { StopSignal } from '../common/stopSignal';
 import { saveVit } from '../models/checkpoint/vitCheckpoint';
 import { VisionTransformer } from '../models/vit/visionTransformer';
 import { EvaluationData } from '../stages/evaluator/stage';
 import { CsvLog } from '../stages/reporter/csvLog';
 import { TrainingStateFile } from '../stages/trainer/trainingState';
+import { pretrainDino } from './dinoPretrain';
 import type { Stages } from './job';
 import { LoopJob, runJobLoop } from './loop/jobLoop';
 import { trainingStateCheckpoint } from './loop/checkpoint';
 import { evaluationSchedule } from './loop/schedule';
 import { transformFor } from './prepare';
-import { PretrainSpec, decodePretrain } from './pretrainSpec';
-import { CHECKPOINT_FOLDER, ResumeError, canonicalJson, readRecordFile, trimCsv } from './resume';
+import { PretrainSpec, decodePretrain, supervisedTest } from './pretrainSpec';
+import { LoadedPretrain, PRETRAIN_RECORD, PRETRAIN_RECORD_FORMAT, PretrainEndEvent, PretrainOptions, PretrainResult, PretrainStatus, pretrainFingerprint, startFolder } from './pretrainFolder';
+import { CHECKPOINT_FOLDER, ResumeError, readRecordFile, trimCsv } from './resume';
 import { closed, formatErrors } from './codecs';
 import { resolveTrain } from './spec';
 
-export type PretrainStatus = 'ok' | 'interrupted' | 'diverged';
-
-export interface PretrainEndEvent {
-  readonly kind: 'pretrain-end';
-  readonly status: PretrainStatus;
-  readonly step: number;
-  readonly note?: string;
-}
+export type { LoadedPretrain, PretrainEndEvent, PretrainOptions, PretrainResult, PretrainStatus };
+export { PRETRAIN_RECORD, PRETRAIN_RECORD_FORMAT, pretrainFingerprint };
 
 export type PretrainEvent = StepEvent | EvalEvent | CheckpointEvent | PretrainEndEvent;
 
-export interface PretrainResult {
-  readonly status: PretrainStatus;
-  /** The checkpoint written (status ok). */
-  readonly output: string;
-  readonly testAccuracy: number;
-  readonly parameters: number;
-  readonly steps: number;
-  readonly seconds: number;
-  readonly note?: string;
-}
-
-export interface PretrainOptions {
-  /** The pretraining's folder (out/pretrain-<name>). */
-  readonly outDir: string;
-  readonly log: (line: string) => void;
-  /** Read after every step: once requested, the pretraining checkpoints and ends 'interrupted'. */
-  readonly stop?: StopSignal;
-  /** Continue from the folder's checkpoint (its pretrain.json must hold the same spec). */
-  readonly resume?: boolean;
-}
-
-export interface LoadedPretrain {
-  readonly spec: PretrainSpec;
-  readonly file: string;
-  readonly baseDir: string;
-}
-
-export const PRETRAIN_RECORD = 'pretrain.json';
-export const PRETRAIN_RECORD_FORMAT = 'vitpeft-pretrain/1';
 const CHECKPOINT_FILE = 'pretrain.safetensors';
 const METRIC_COLUMNS = ['run', 'step', 'epoch', 'loss', 'lr', 'images_per_second'] as const;
 const EVAL_COLUMNS = ['run', 'step', 'test_accuracy', 'seconds'] as const;
@@ -81,13 +45,6 @@ interface PretrainProgress {
   readonly fingerprint: string;
   readonly testAccuracy?: number;
   readonly seconds: number;
-}
-
-/** What the trained model depends on (the description, the output path and the checkpoint interval aside). */
-export function pretrainFingerprint(spec: PretrainSpec): string {
-  const { description: _description, output: _output, train, ...rest } = spec;
-  const { checkpointEvery: _interval, ...settings } = train;
-  return createHash('sha256').update(canonicalJson({ ...rest, train: settings })).digest('hex').slice(0, 16);
 }
 
 function parseProgress(file: string, extra: unknown): PretrainProgress {
@@ -161,7 +118,7 @@ function supervisedPretrainJob(stages: Pick<Stages, 'dataset' | 'trainer' | 'eva
     stop: options.stop,
     finish: (): Observable<PretrainEvent> =>
       defer(async () => {
-        const provenance = { name: spec.name, train: spec.data.train, test: spec.data.test, steps: settings.steps, seed: settings.seed, test_accuracy: Number(result.testAccuracy.toFixed(4)) };
+        const provenance = { name: spec.name, train: spec.data.train, test: supervisedTest(spec), steps: settings.steps, seed: settings.seed, test_accuracy: Number(result.testAccuracy.toFixed(4)) };
         await saveVit(model, data.output, { 'vitpeft.pretrain': JSON.stringify(provenance) });
         return end('ok', settings.steps);
       }),
@@ -185,7 +142,7 @@ interface PretrainData {
 async function preparePretrain(stages: Pick<Stages, 'dataset'>, loaded: LoadedPretrain, options: PretrainOptions): Promise<PretrainData> {
   const { spec, baseDir } = loaded;
   const train = await stages.dataset.open(spec.data.train, { baseDir });
-  const test = await stages.dataset.open(spec.data.test, { baseDir });
+  const test = await stages.dataset.open(supervisedTest(spec), { baseDir });
   const numClasses = Math.max(train.numClasses, test.numClasses);
   const settings = resolveTrain(spec.train);
   const size = spec.preprocess.size;
@@ -221,16 +178,8 @@ export function readPretrainRecord(outDir: string): LoadedPretrain {
   return { spec: decodePretrain(record.spec, `${file} (spec)`), file: record.file, baseDir: record.baseDir };
 }
 
-/** A fresh pretraining starts an empty folder with its record; a resumed one keeps what is there. */
-function startFolder(loaded: LoadedPretrain, options: PretrainOptions): void {
-  fs.mkdirSync(options.outDir, { recursive: true });
-  if (options.resume) return;
-  for (const name of ['metrics.csv', 'evals.csv', CHECKPOINT_FOLDER]) fs.rmSync(path.join(options.outDir, name), { recursive: true, force: true });
-  const record = { format: PRETRAIN_RECORD_FORMAT, spec: loaded.spec, file: loaded.file, baseDir: loaded.baseDir };
-  writeFileAtomic(path.join(options.outDir, PRETRAIN_RECORD), `${JSON.stringify(record, null, 2)}\n`);
-}
-
 export async function pretrain(stages: Pick<Stages, 'dataset' | 'trainer' | 'evaluator'>, loaded: LoadedPretrain, options: PretrainOptions): Promise<PretrainResult> {
+  if (loaded.spec.objective === 'dino') return pretrainDino(stages, loaded, options);
   const { spec } = loaded;
   const started = Date.now();
   startFolder(loaded, options);

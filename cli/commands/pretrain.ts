@@ -49,7 +49,7 @@ export function pretrainCommand(): Command {
       if (result.status === 'interrupted') throw new InterruptedError(`pretraining interrupted; its checkpoint is in ${outDir}; continue with: vitpeft pretrain --resume ${outDir}`);
       if (result.status === 'diverged') throw new Error(`pretraining '${loaded.spec.name}' diverged: ${result.note}`);
       process.stdout.write(
-        `${result.output}: ${result.parameters.toLocaleString('en-US')} parameters, test accuracy ${result.testAccuracy.toFixed(2)}%, ${(result.seconds / 60).toFixed(1)} min\n`,
+        `${result.output}: ${result.parameters.toLocaleString('en-US')} parameters, ${result.knnAccuracy !== undefined ? `k-NN@20 ${result.knnAccuracy.toFixed(2)}%` : `test accuracy ${result.testAccuracy.toFixed(2)}%`}, ${(result.seconds / 60).toFixed(1)} min\n`,
       );
     });
 }

@@ -76,7 +76,11 @@ export class Sgd implements Optimizer {
   }
 }
 
-/** AdamW as torch.optim.AdamW: decoupled decay p *= 1 - lr wd, bias-corrected moments. */
+/**
+ * AdamW as torch.optim.AdamW: decoupled decay p *= 1 - lr wd, bias-corrected moments. `decays`
+ * (one flag per variable, default all) says which variables are decayed, as a parameter group
+ * without weight decay would; apply may override the weight decay for one step (a schedule).
+ */
 export class AdamW implements Optimizer {
   private readonly first: tf.Variable[];
   private readonly second: tf.Variable[];
@@ -87,12 +91,14 @@ export class AdamW implements Optimizer {
     private readonly betas: readonly [number, number] = [0.9, 0.999],
     private readonly eps = 1e-8,
     private readonly weightDecay = 0.01,
+    private readonly decays?: readonly boolean[],
   ) {
+    if (decays && decays.length !== variables.length) throw new Error(`AdamW: ${decays.length} decay flags for ${variables.length} variables`);
     this.first = slots(variables);
     this.second = slots(variables);
   }
 
-  apply(grads: readonly tf.Tensor[], lr: number): void {
+  apply(grads: readonly tf.Tensor[], lr: number, weightDecay = this.weightDecay): void {
     this.step++;
     const [beta1, beta2] = this.betas;
     const correction1 = 1 - beta1 ** this.step;
@@ -104,7 +110,8 @@ export class AdamW implements Optimizer {
         const v = this.second[i];
         m.assign(tf.add(tf.mul(m, beta1), tf.mul(gradient, 1 - beta1)));
         v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(gradient), 1 - beta2)));
-        const decayed = this.weightDecay !== 0 ? tf.mul(variable, 1 - lr * this.weightDecay) : variable;
+        const decay = this.decays && !this.decays[i] ? 0 : weightDecay;
+        const decayed = decay !== 0 ? tf.mul(variable, 1 - lr * decay) : variable;
         const denominator = tf.add(tf.div(tf.sqrt(v), Math.sqrt(correction2)), this.eps);
         variable.assign(tf.sub(decayed, tf.mul(tf.div(m, denominator), lr / correction1)));
       });

@@ -1,0 +1,77 @@
+// DINO's projection head (vision_transformer.py DINOHead) on the class token: a 3-layer MLP with
+// GELU (hidden, hidden, bottleneck), the bottleneck L2-normalised, then a weight-normalised
+// linear layer without bias to K prototypes: column k of the weight is g_k v_k / |v_k|, with the
+// gain g fixed to 1 (normLastLayer) or trained from 1. Weights are stored [in, out].
+
+import * as tf from '@tensorflow/tfjs-core';
+import { gelu } from '../../../models/ops/gelu';
+import { Linear } from '../../../models/vit/linear';
+import { Module, NamedParameter, SeedSource, parameter, prefixed } from '../../../models/vit/module';
+import { l2Normalize } from '../../evaluator/knn';
+
+export interface DinoHeadShape {
+  readonly inDim: number;
+  readonly hiddenDim: number;
+  readonly bottleneckDim: number;
+  readonly outDim: number;
+  readonly normLastLayer: boolean;
+}
+
+export class DinoHead implements Module {
+  private constructor(
+    readonly layers: readonly [Linear, Linear, Linear],
+    /** The last layer's direction v: [bottleneck, K]. */
+    readonly lastV: tf.Variable<tf.Rank.R2>,
+    /** The last layer's gain g: [K], only when it trains. */
+    readonly lastG: tf.Variable<tf.Rank.R1> | null,
+  ) {}
+
+  /** trunc_normal(0.02) weights and zero biases as DINOHead._init_weights; the gain starts at 1. */
+  static init(shape: DinoHeadShape, seeds: SeedSource): DinoHead {
+    const layers: [Linear, Linear, Linear] = [
+      Linear.init(shape.inDim, shape.hiddenDim, { seed: seeds() }),
+      Linear.init(shape.hiddenDim, shape.hiddenDim, { seed: seeds() }),
+      Linear.init(shape.hiddenDim, shape.bottleneckDim, { seed: seeds() }),
+    ];
+    const lastV = parameter(tf.truncatedNormal([shape.bottleneckDim, shape.outDim], 0, 0.02, 'float32', seeds()) as tf.Tensor2D, true);
+    const lastG = shape.normLastLayer ? null : parameter(tf.ones([shape.outDim]) as tf.Tensor1D, true);
+    return new DinoHead(layers, lastV, lastG);
+  }
+
+  /** The last layer's variables (frozen during the first freezeLastLayerSteps). */
+  get lastLayer(): tf.Variable[] {
+    return this.lastG ? [this.lastV, this.lastG] : [this.lastV];
+  }
+
+  /** Class tokens [batch, width] to prototype logits [batch, K]. */
+  forward(features: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const [fc1, fc2, fc3] = this.layers;
+      const bottleneck = l2Normalize(fc3.forward(gelu(fc2.forward(gelu(fc1.forward(features))))));
+      const columns = tf.div(this.lastV, tf.maximum(tf.norm(this.lastV, 'euclidean', 0, true), 1e-12));
+      const weight = this.lastG ? tf.mul(columns, this.lastG) : columns;
+      return tf.matMul(bottleneck, weight) as tf.Tensor2D;
+    });
+  }
+
+  namedParameters(): NamedParameter[] {
+    return [
+      ...prefixed('mlp.0', this.layers[0].namedParameters()),
+      ...prefixed('mlp.2', this.layers[1].namedParameters()),
+      ...prefixed('mlp.4', this.layers[2].namedParameters()),
+      ['last_layer.weight_v', this.lastV],
+      ...(this.lastG ? [['last_layer.weight_g', this.lastG] as const] : []),
+    ];
+  }
+
+  /** A copy with its own variables holding the same values (the teacher's head at the start). */
+  clone(): DinoHead {
+    return new DinoHead([this.layers[0].clone(), this.layers[1].clone(), this.layers[2].clone()], parameter(this.lastV), this.lastG ? parameter(this.lastG) : null);
+  }
+
+  dispose(): void {
+    for (const layer of this.layers) layer.dispose();
+    this.lastV.dispose();
+    this.lastG?.dispose();
+  }
+}

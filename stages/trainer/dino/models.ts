@@ -1,0 +1,49 @@
+// The four networks of a DINO pretraining: the student backbone and head, and the teacher's, of
+// the same architecture. The teacher starts as a copy of the student and only ever moves by the
+// EMA (DinoSession); nothing trains it by gradients.
+
+import * as tf from '@tensorflow/tfjs-core';
+import type { VitConfig } from '../../../models/vit/config';
+import { NamedParameter, prefixed, seedSource } from '../../../models/vit/module';
+import { VisionTransformer } from '../../../models/vit/visionTransformer';
+import { DinoHead } from './head';
+import type { DinoSettings } from './settings';
+
+export class DinoModels {
+  private constructor(
+    readonly student: VisionTransformer,
+    readonly studentHead: DinoHead,
+    readonly teacher: VisionTransformer,
+    readonly teacherHead: DinoHead,
+  ) {}
+
+  /** A seeded backbone without a classification head, its DINO head, and the teacher's copies. */
+  static init(config: Omit<VitConfig, 'numClasses'>, settings: Pick<DinoSettings, 'outDim' | 'hiddenDim' | 'bottleneckDim' | 'normLastLayer'>, seed: number): DinoModels {
+    const student = VisionTransformer.init({ ...config, numClasses: 0 }, { seed });
+    // The head's seeds follow the backbone's range (a ViT draws fewer than 1000 seeds).
+    const head = DinoHead.init({ inDim: config.width, ...settings }, seedSource(seed + 1000));
+    return new DinoModels(student, head, student.clone(), head.clone());
+  }
+
+  /** The student's parameters under their names (backbone, then `head.`), in a fixed order. */
+  studentParameters(): NamedParameter[] {
+    return [...this.student.namedParameters(), ...prefixed('head', this.studentHead.namedParameters())];
+  }
+
+  /** The teacher's, in the same order as studentParameters. */
+  teacherParameters(): NamedParameter[] {
+    return [...this.teacher.namedParameters(), ...prefixed('head', this.teacherHead.namedParameters())];
+  }
+
+  /** The teacher's logits for images (no gradient). */
+  teacherLogits(images: tf.Tensor4D): tf.Tensor2D {
+    return tf.tidy(() => this.teacherHead.forward(this.teacher.embedCls(images)));
+  }
+
+  dispose(): void {
+    this.student.dispose();
+    this.studentHead.dispose();
+    this.teacher.dispose();
+    this.teacherHead.dispose();
+  }
+}

@@ -1,0 +1,71 @@
+// The DINO recipe as the trainer uses it: every setting resolved (the pipeline's spec fills the
+// defaults, which are the paper's where it gives one: facebookresearch/dino main_dino.py).
+
+export interface DinoCropSettings {
+  /** RandomResizedCrop area range of the two global views (at the model's size). */
+  readonly globalScale: readonly [number, number];
+  readonly localCrops: number;
+  /** Side of the local views (a multiple of the patch size). */
+  readonly localSize: number;
+  readonly localScale: readonly [number, number];
+}
+
+export interface DinoAugmentSettings {
+  /** Horizontal flip with probability 0.5 on every view (off for digits: a flipped 2 is not a 2). */
+  readonly flip: boolean;
+  /** Probability of the brightness/contrast jitter on a view. */
+  readonly jitter: number;
+  /** Brightness and contrast factors are drawn from [1 - x, 1 + x]. */
+  readonly brightness: number;
+  readonly contrast: number;
+  /** Gaussian blur probability on the first global view, the second, and each local view. */
+  readonly blur: readonly [number, number, number];
+  /** The blur's sigma is drawn from this range (pixels). */
+  readonly blurSigma: readonly [number, number];
+  /** Solarisation probability on the second global view. */
+  readonly solarize: number;
+}
+
+export interface DinoSettings {
+  /** K, the number of prototypes. */
+  readonly outDim: number;
+  readonly hiddenDim: number;
+  readonly bottleneckDim: number;
+  /** Weight norm's gain fixed to 1 on the last layer (else it trains, starting at 1). */
+  readonly normLastLayer: boolean;
+  /** The last layer does not train during the first this many steps. */
+  readonly freezeLastLayerSteps: number;
+  readonly studentTemperature: number;
+  /** Linear from start to end over warmupSteps, then end. */
+  readonly teacherTemperature: { readonly start: number; readonly end: number; readonly warmupSteps: number };
+  readonly centerMomentum: number;
+  /** The teacher's EMA momentum at step 0; it follows a cosine to 1 over all steps. */
+  readonly teacherMomentum: number;
+  /** Weight decay on a cosine from start to end over all steps. */
+  readonly weightDecay: { readonly start: number; readonly end: number };
+  /** Each parameter's gradient is clipped to this L2 norm (0: none), as DINO's clip_gradients. */
+  readonly clipGradNorm: number;
+  readonly crops: DinoCropSettings;
+  readonly augment: DinoAugmentSettings;
+}
+
+export const DINO_DEFAULTS = {
+  outDim: 65536,
+  hiddenDim: 2048,
+  bottleneckDim: 256,
+  normLastLayer: true,
+  freezeLastLayerSteps: 0,
+  studentTemperature: 0.1,
+  teacherTemperature: { start: 0.04, end: 0.07, warmupSteps: 0 },
+  centerMomentum: 0.9,
+  teacherMomentum: 0.996,
+  weightDecay: { start: 0.04, end: 0.4 },
+  clipGradNorm: 3,
+  crops: { globalScale: [0.4, 1], localCrops: 8, localScale: [0.05, 0.4] },
+  augment: { flip: true, jitter: 0.8, brightness: 0.4, contrast: 0.4, blur: [1, 0.1, 0.5], blurSigma: [0.1, 2], solarize: 0.2 },
+} as const;
+
+/** DINO's local size (96 at 224) scaled to the model's size, rounded to a patch multiple. */
+export function defaultLocalSize(imageSize: number, patchSize: number): number {
+  return Math.max(patchSize, Math.round((imageSize * 96) / 224 / patchSize) * patchSize);
+}

@@ -1,0 +1,197 @@
+// DINO's pieces against hand computations: the loss over view pairs, the centre's EMA, the
+// schedules at their ends, the teacher as the exact EMA of the student's recorded weights, the
+// frozen last layer, per-parameter clipping, AdamW's decay groups, the multi-crop views'
+// determinism, and a step that leaves no tensor behind.
+
+import * as tf from '@tensorflow/tfjs';
+import { expect } from 'chai';
+import { AdamW } from '../../stages/trainer/optimizer';
+import { dinoLoss, teacherDistribution, teacherEntropies, updatedCenter } from '../../stages/trainer/dino/loss';
+import { DinoModels } from '../../stages/trainer/dino/models';
+import { MultiCrop } from '../../stages/trainer/dino/multiCrop';
+import { cosineSchedule, teacherMomentum, teacherTemperature } from '../../stages/trainer/dino/schedules';
+import { DinoSession, clipEachByNorm, decayed } from '../../stages/trainer/dino/session';
+import { DINO_DEFAULTS, DinoSettings } from '../../stages/trainer/dino/settings';
+import { maxAbsDifference, tensorLeak } from '../helpers/tensors';
+
+function softmax(row: readonly number[], temperature: number): number[] {
+  const scaled = row.map((v) => v / temperature);
+  const max = Math.max(...scaled);
+  const exps = scaled.map((v) => Math.exp(v - max));
+  const total = exps.reduce((a, b) => a + b, 0);
+  return exps.map((v) => v / total);
+}
+
+const SETTINGS: DinoSettings = {
+  ...DINO_DEFAULTS,
+  outDim: 16,
+  hiddenDim: 24,
+  bottleneckDim: 8,
+  freezeLastLayerSteps: 0,
+  teacherTemperature: { start: 0.04, end: 0.07, warmupSteps: 2 },
+  crops: { globalScale: [0.4, 1], localCrops: 2, localSize: 4, localScale: [0.05, 0.4] },
+  augment: { ...DINO_DEFAULTS.augment, flip: false },
+};
+const CONFIG = { imageSize: 8, patchSize: 4, inChannels: 3, width: 16, depth: 1, heads: 2, mlpHidden: 32, layerNormEps: 1e-6 };
+const TRAIN = { steps: 6, batchSize: 2, seed: 1, lr: 0.01, warmupSteps: 1, schedule: 'cosine' as const };
+
+function views(seed: number): { globals: tf.Tensor4D; locals: tf.Tensor4D } {
+  return { globals: tf.randomNormal([4, 8, 8, 3], 0, 1, 'float32', seed) as tf.Tensor4D, locals: tf.randomNormal([4, 4, 4, 3], 0, 1, 'float32', seed + 1) as tf.Tensor4D };
+}
+
+describe('DINO: loss, schedules, teacher EMA, session', () => {
+  it('the loss is the mean over pairs (teacher global t, student view s != t) of the cross-entropy, by hand', () => {
+    // batch 2, K 3, views: 2 global + 1 local
+    const teacher = [[1, 0, 0.5], [0.2, 0.1, 0], [0, 1, 0], [0.3, -0.2, 0.4]];
+    const student = [[0.5, 0.1, -0.3], [0, 0, 1], [1, 2, 0], [0.3, 0.3, 0.3], [-1, 0.5, 0.2], [0.9, -0.4, 0]];
+    const center = [0.1, -0.1, 0.05];
+    const [tauS, tauT] = [0.1, 0.05];
+    let expected = 0;
+    let pairs = 0;
+    for (const t of [0, 1]) {
+      for (const s of [0, 1, 2]) {
+        if (s === t) continue;
+        pairs++;
+        let mean = 0;
+        for (let b = 0; b < 2; b++) {
+          const q = softmax(teacher[t * 2 + b].map((v, k) => v - center[k]), tauT);
+          const p = softmax(student[s * 2 + b], tauS);
+          mean += -q.reduce((sum, qk, k) => sum + qk * Math.log(p[k]), 0) / 2;
+        }
+        expected += mean;
+      }
+    }
+    expected /= pairs;
+    const [s, t, c] = [tf.tensor2d(student), tf.tensor2d(teacher), tf.tensor2d([center])];
+    const loss = dinoLoss(s, t, c, { views: 3, studentTemperature: tauS, teacherTemperature: tauT });
+    expect(pairs).to.equal(4);
+    expect(loss.dataSync()[0]).to.be.closeTo(expected, 1e-4);
+    expect(() => dinoLoss(s, t, c, { views: 4, studentTemperature: tauS, teacherTemperature: tauT })).to.throw(/do not split into 4 views/);
+    tf.dispose([s, t, c, loss]);
+  });
+
+  it('centring: c <- 0.9 c + 0.1 mean of the teacher rows; the collapse monitor: row entropy log K when uniform, batch-mean entropy log 2 on two prototypes', () => {
+    const center = tf.tensor2d([[1, 0, -1]]);
+    const logits = tf.tensor2d([[2, 4, 0], [0, 2, 2]]);
+    const next = updatedCenter(center, logits, 0.9);
+    expect(maxAbsDifference(next, [0.9 + 0.1, 0.3, -0.9 + 0.1])).to.be.below(1e-6);
+    const uniform = teacherDistribution(tf.tensor2d([[3, 3, 3, 3]]), tf.zeros([1, 4]), 0.04);
+    expect(teacherEntropies(uniform).rows).to.be.closeTo(Math.log(4), 1e-6);
+    const peaked = teacherDistribution(tf.tensor2d([[10, 0, 0, 0], [0, 10, 0, 0]]), tf.zeros([1, 4]), 0.04);
+    const spread = teacherEntropies(peaked);
+    expect(spread.rows).to.be.below(1e-6);
+    expect(spread.batch, 'two images on two prototypes').to.be.closeTo(Math.log(2), 1e-5);
+    tf.dispose([center, logits, next, uniform, peaked]);
+  });
+
+  it('schedules at step 0, at the end of warm-up and at the last step', () => {
+    const steps = 100;
+    expect(cosineSchedule(0.04, 0.4, 0, steps)).to.be.closeTo(0.04, 1e-15);
+    expect(cosineSchedule(0.04, 0.4, steps / 2, steps)).to.be.closeTo(0.22, 1e-12);
+    expect(cosineSchedule(0.04, 0.4, steps - 1, steps)).to.be.closeTo(0.4 - 0.18 * (1 - Math.cos(Math.PI / steps)), 1e-12);
+    expect(teacherMomentum(0.996, 0, steps)).to.be.closeTo(0.996, 1e-15);
+    expect(teacherMomentum(0.996, steps - 1, steps)).to.be.closeTo(1 - 0.002 * (1 - Math.cos(Math.PI / steps)), 1e-12);
+    expect(teacherMomentum(0.996, steps, steps)).to.equal(1);
+    const temperature = { start: 0.04, end: 0.07, warmupSteps: 30 };
+    expect(teacherTemperature(temperature, 0)).to.equal(0.04);
+    expect(teacherTemperature(temperature, 15)).to.be.closeTo(0.055, 1e-12);
+    expect(teacherTemperature(temperature, 30)).to.equal(0.07);
+    expect(teacherTemperature(temperature, steps - 1)).to.equal(0.07);
+  });
+
+  it('the teacher is exactly the EMA of the student weights recorded after each step; the centre moves, the step leaks nothing', () => {
+    const models = DinoModels.init(CONFIG, SETTINGS, 5);
+    const session = new DinoSession({ models, dino: SETTINGS, train: TRAIN });
+    const read = (named: ReturnType<DinoModels['studentParameters']>) => named.map(([, v]) => Float64Array.from(v.dataSync()));
+    let expected = read(models.studentParameters());
+    expect(maxAbsDifference(models.teacherParameters()[3][1], models.studentParameters()[3][1]), 'the teacher starts as the student').to.equal(0);
+    for (let step = 0; step < 4; step++) {
+      const momentum = session.schedules(step).teacherMomentum;
+      const { globals, locals } = views(10 + step);
+      const metrics = session.step(globals, locals);
+      tf.dispose([globals, locals]);
+      expect(metrics.step).to.equal(step + 1);
+      expect(Number.isFinite(metrics.loss)).to.equal(true);
+      expect(metrics.teacherMomentum).to.equal(momentum);
+      const student = read(models.studentParameters());
+      expected = expected.map((teacher, i) => teacher.map((value, j) => momentum * value + (1 - momentum) * student[i][j]));
+    }
+    const teacher = models.teacherParameters();
+    const worst = Math.max(...teacher.map(([, variable], i) => maxAbsDifference(variable, expected[i])));
+    expect(worst).to.be.below(1e-6);
+    expect(maxAbsDifference(models.teacherParameters()[3][1], models.studentParameters()[3][1]), 'the teacher lags the student').to.be.above(0);
+    expect(Math.max(...session.center.dataSync().map(Math.abs))).to.be.above(0);
+    expect(
+      tensorLeak(() => {
+        const { globals, locals } = views(99);
+        session.step(globals, locals);
+        tf.dispose([globals, locals]);
+      }),
+      'tensors left by a DINO step after warm-up',
+    ).to.equal(0);
+    session.dispose();
+    models.dispose();
+  });
+
+  it('the last layer does not train during freezeLastLayerSteps; the gain is fixed with normLastLayer and trains without', () => {
+    for (const normLastLayer of [true, false]) {
+      const settings = { ...SETTINGS, normLastLayer, freezeLastLayerSteps: 2 };
+      const models = DinoModels.init(CONFIG, settings, 7);
+      const session = new DinoSession({ models, dino: settings, train: TRAIN });
+      expect(models.studentHead.lastLayer.length).to.equal(normLastLayer ? 1 : 2);
+      const initial = models.studentHead.lastV.dataSync().slice();
+      for (let step = 0; step < 3; step++) {
+        const { globals, locals } = views(20 + step);
+        session.step(globals, locals);
+        tf.dispose([globals, locals]);
+        const moved = maxAbsDifference(models.studentHead.lastV, initial) > 0;
+        expect(moved, `last layer moved after step ${step + 1}`).to.equal(step >= 2);
+      }
+      session.dispose();
+      models.dispose();
+    }
+  });
+
+  it('clips each gradient to the norm on its own; decay groups leave biases, norms, cls token and position embedding undecayed', () => {
+    const grads = [tf.tensor1d([3, 4]), tf.tensor1d([0.3, 0.4])];
+    const clipped = clipEachByNorm(grads, 1);
+    expect(maxAbsDifference(clipped[0], [0.6, 0.8])).to.be.below(1e-5);
+    expect(maxAbsDifference(clipped[1], grads[1])).to.equal(0);
+    const models = DinoModels.init(CONFIG, SETTINGS, 1);
+    const undecayed = models.studentParameters().filter(([name, variable]) => !decayed(name, variable)).map(([name]) => name);
+    expect(undecayed).to.include.members(['cls_token', 'pos_embed', 'patch_embed.proj.bias', 'blocks.0.norm1.weight', 'norm.bias', 'head.mlp.0.bias']);
+    expect(undecayed).not.to.include.members(['patch_embed.proj.weight', 'blocks.0.attn.qkv.weight', 'head.last_layer.weight_v']);
+    tf.dispose([...grads, ...clipped]);
+    models.dispose();
+  });
+
+  it('AdamW: a per-step weight decay and per-variable decay flags', () => {
+    const [a, b] = [tf.variable(tf.tensor1d([1, 2])), tf.variable(tf.tensor1d([1, 2]))];
+    const adamw = new AdamW([a, b], [0.9, 0.999], 1e-8, 0.5, [true, false]);
+    const zeros = [tf.zeros([2]), tf.zeros([2])];
+    adamw.apply(zeros, 0.1, 0.2);
+    expect(maxAbsDifference(a, [0.98, 1.96])).to.be.below(1e-6);
+    expect(maxAbsDifference(b, [1, 2])).to.equal(0);
+    adamw.apply(zeros, 0.1);
+    expect(maxAbsDifference(a, [0.98 * 0.95, 1.96 * 0.95])).to.be.below(1e-6);
+    expect(() => new AdamW([a], [0.9, 0.999], 1e-8, 0.5, [true, false])).to.throw(/2 decay flags for 1 variables/);
+    tf.dispose([a, b, ...zeros]);
+    adamw.dispose();
+  });
+
+  it('multi-crop: 2 global and N local views per image, a pure function of (seed, epoch, index)', () => {
+    const crops = new MultiCrop(SETTINGS, 8, { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, 3);
+    const pixels = Float32Array.from({ length: 2 * 8 * 8 * 3 }, (_, i) => ((i * 37) % 256) / 255);
+    const input = { pixels, shape: [2, 8, 8, 3] as const, indices: [5, 9], epoch: 0 };
+    const first = crops.cropBatch(input);
+    expect(first.globals.length).to.equal(2 * 2 * 8 * 8 * 3);
+    expect(first.locals.length).to.equal(2 * 2 * 4 * 4 * 3);
+    expect(Math.max(...first.globals)).to.be.at.most(1);
+    expect(Math.min(...first.globals)).to.be.at.least(-1);
+    const again = crops.cropBatch(input);
+    expect(Buffer.from(again.globals.buffer).equals(Buffer.from(first.globals.buffer))).to.equal(true);
+    expect(Buffer.from(again.locals.buffer).equals(Buffer.from(first.locals.buffer))).to.equal(true);
+    const nextEpoch = crops.cropBatch({ ...input, epoch: 1 });
+    expect(Buffer.from(nextEpoch.globals.buffer).equals(Buffer.from(first.globals.buffer))).to.equal(false);
+  });
+});
