@@ -79,6 +79,8 @@ export interface MethodStartEvent {
   readonly steps: number;
   /** The step it starts from (above 0 when resumed from a checkpoint). */
   readonly fromStep: number;
+  /** The memory plan: the micro-batch chosen and the estimated peak of a step. */
+  readonly memoryPlan?: string;
 }
 
 export interface MethodEndEvent {

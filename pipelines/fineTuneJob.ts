@@ -19,6 +19,7 @@ import { trainingStateCheckpoint } from './loop/checkpoint';
 import { evaluationSchedule } from './loop/schedule';
 import type { Prepared } from './prepare';
 import { JobProgress, checkpointPath } from './resume';
+import { MemoryPlan, jobMemoryPlan } from './memoryPlan';
 
 /** Where a job starts from: fresh, or a checkpoint of an interrupted run. */
 export interface JobStart {
@@ -84,7 +85,7 @@ function stepEvent(job: Job, trained: TrainedStep): StepEvent {
 }
 
 /** The trainer stage on the job's seeded batch stream, from the step it resumes after. */
-function trainSteps(stages: Stages, prepared: Prepared, job: Job, surgery: SurgeryResult, fromStep: number, hooks: LoopHooks<PipelineEvent, TrainingSession>): Observable<TrainedStep | PipelineEvent> {
+function trainSteps(stages: Stages, prepared: Prepared, job: Job, surgery: SurgeryResult, fromStep: number, hooks: LoopHooks<PipelineEvent, TrainingSession>, microBatch: number): Observable<TrainedStep | PipelineEvent> {
   const { settings } = job;
   const batches = stages.dataset.batches(prepared.train, {
     batchSize: settings.batchSize,
@@ -95,7 +96,7 @@ function trainSteps(stages: Stages, prepared: Prepared, job: Job, surgery: Surge
     transform: prepared.trainTransform,
     startStep: fromStep,
   });
-  const trainJob = { model: surgery.model, trainable: surgery.trainable, firstTrainableBlock: surgery.firstTrainableBlock, numClasses: prepared.numClasses, settings };
+  const trainJob = { model: surgery.model, trainable: surgery.trainable, firstTrainableBlock: surgery.firstTrainableBlock, numClasses: prepared.numClasses, settings, microBatch };
   return stages.trainer.train(trainJob, batches, hooks);
 }
 
@@ -103,8 +104,15 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, evalua
   const started = Date.now();
   const { settings } = job;
   let surgery: SurgeryResult;
+  let plan: MemoryPlan;
   try {
     surgery = stages.surgery.apply(prepared.base, job.entry, { classes: prepared.numClasses, seed: job.seed });
+    try {
+      plan = jobMemoryPlan(job, surgery);
+    } catch (error) {
+      surgery.model.dispose();
+      throw error;
+    }
   } catch (error) {
     start.opened?.state.close();
     throw error;
@@ -127,10 +135,10 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, evalua
   return {
     steps: settings.steps,
     opening: from<PipelineEvent[]>([
-      { kind: 'method-start', method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, description: surgery.description, steps: settings.steps, fromStep },
+      { kind: 'method-start', method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, description: surgery.description, steps: settings.steps, fromStep, memoryPlan: plan.summary },
       ...start.evals,
     ]),
-    train: (hooks) => trainSteps(stages, prepared, job, surgery, fromStep, hooks),
+    train: (hooks) => trainSteps(stages, prepared, job, surgery, fromStep, hooks, plan.microBatch),
     stepEvent: (trained) => stepEvent(job, trained),
     followUps: [evaluationFollowUp(stages, prepared, job, surgery, record, evaluateEvery)],
     checkpoint: trainingStateCheckpoint<PipelineEvent>({

@@ -15,6 +15,8 @@ import type { EvaluationData } from '../stages/evaluator/stage';
 import type { RunOptions, Stages } from './job';
 import { CHECKPOINT_FOLDER, writeRunRecord } from './resume';
 import { LoadedPipeline } from './spec';
+import { memoryLimit, modelShape, planEvaluationBatch } from './memoryPlan';
+import * as tf from '@tensorflow/tfjs';
 
 export const DEFAULT_KNN = { k: [10, 20, 100, 200], temperature: 0.07, headline: 20 } as const;
 
@@ -82,7 +84,8 @@ export async function prepare(stages: Stages, loaded: LoadedPipeline, options: R
       test: { source: test, transform: testTransform },
       retention: retention ? { ...retention, transform: retentionTransform } : undefined,
       knn,
-      batchSize: spec.evaluate?.batchSize ?? Math.max(spec.train.batchSize, 32),
+      // Capped to what fits beside the base and one job's copy of it (forward only: memory is all it changes).
+      batchSize: planEvaluationBatch(modelShape(base.config), spec.evaluate?.batchSize ?? Math.max(spec.train.batchSize, 32), 2 * tf.memory().numBytes, memoryLimit()),
     };
     fs.mkdirSync(options.outDir, { recursive: true });
     writeFileAtomic(
