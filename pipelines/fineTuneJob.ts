@@ -4,13 +4,14 @@
 // trained model saved and one results row.
 
 import * as path from 'path';
-import { Observable, defer, from, map } from 'rxjs';
+import * as fs from 'fs';
+import { Observable, catchError, defer, from, map, throwError } from 'rxjs';
 import { EvalEvent, MethodResult, PipelineEvent, StepEvent } from '../common/events';
 import { saveVit } from '../models/checkpoint/vitCheckpoint';
 import type { EvaluationResult } from '../stages/evaluator/stage';
 import { saveAdapters } from '../stages/surgery/loraFile';
 import type { SurgeryResult } from '../stages/surgery/applySurgery';
-import type { TrainingSession } from '../stages/trainer/session';
+import { OutOfMemoryError, TrainingSession, isOutOfMemory } from '../stages/trainer/session';
 import type { TrainedStep } from '../stages/trainer/stage';
 import type { TrainingStateFile } from '../stages/trainer/trainingState';
 import type { Job, RunOptions, Stages } from './job';
@@ -57,7 +58,14 @@ class EvaluationRecord {
   }
 }
 
-function evaluationFollowUp(stages: Stages, prepared: Prepared, job: Job, surgery: SurgeryResult, record: EvaluationRecord, every: number): FollowUp<PipelineEvent> {
+/** The job's name and what is left to continue from, in front of an out-of-memory error. */
+function outOfMemory(job: Job, options: RunOptions, what: string): Error {
+  const file = checkpointPath(options.outDir, job);
+  const kept = fs.existsSync(file) ? `; its last checkpoint is kept (${file}): after the change, vitpeft run --resume ${options.outDir} continues from it` : '';
+  return new Error(`${job.method} seed ${job.seed}: ${what}${kept}`);
+}
+
+function evaluationFollowUp(stages: Stages, prepared: Prepared, job: Job, surgery: SurgeryResult, record: EvaluationRecord, every: number, options: RunOptions): FollowUp<PipelineEvent> {
   // Retention with adapters removed / new blocks bypassed: measured once, at the end of training.
   const unplugged = surgery.spec.method === 'lora' || surgery.spec.method === 'block';
   const { steps } = job.settings;
@@ -69,6 +77,13 @@ function evaluationFollowUp(stages: Stages, prepared: Prepared, job: Job, surger
           record.add(result);
           return { kind: 'eval', method: job.method, seed: job.seed, step: trained.step, ...result };
         }),
+        catchError((error: unknown) =>
+          throwError(() =>
+            isOutOfMemory(error)
+              ? outOfMemory(job, options, `out of memory in the evaluation after step ${trained.step} (evaluation batch ${prepared.evaluation.batchSize}): set evaluate.batchSize lower (${(error as Error).message.split('\n')[0]})`)
+              : error,
+          ),
+        ),
       ),
   };
 }
@@ -138,9 +153,12 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, evalua
       { kind: 'method-start', method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, description: surgery.description, steps: settings.steps, fromStep, memoryPlan: plan.summary },
       ...start.evals,
     ]),
-    train: (hooks) => trainSteps(stages, prepared, job, surgery, fromStep, hooks, plan.microBatch),
+    train: (hooks) =>
+      trainSteps(stages, prepared, job, surgery, fromStep, hooks, plan.microBatch).pipe(
+        catchError((error: unknown) => throwError(() => (error instanceof OutOfMemoryError ? outOfMemory(job, options, error.message) : error))),
+      ),
     stepEvent: (trained) => stepEvent(job, trained),
-    followUps: [evaluationFollowUp(stages, prepared, job, surgery, record, evaluateEvery)],
+    followUps: [evaluationFollowUp(stages, prepared, job, surgery, record, evaluateEvery, options)],
     checkpoint: trainingStateCheckpoint<PipelineEvent>({
       file: checkpointPath(options.outDir, job),
       every: settings.checkpointEvery,
