@@ -2,6 +2,7 @@
 // evaluation set-up resolved, the run record (fresh runs) and spec.json written.
 
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { writeFileAtomic } from '../common/atomicWrite';
 import { loadVit } from '../models/checkpoint/vitCheckpoint';
@@ -85,6 +86,8 @@ export async function prepare(stages: Stages, loaded: LoadedPipeline, options: R
       retention: retention ? { ...retention, transform: retentionTransform } : undefined,
       knn,
       // Capped to what fits beside the base and one job's copy of it (forward only: memory is all it changes).
+      // k-NN features beyond a quarter of the machine's memory (at most 2 GiB) go to a file in the run folder.
+      featureStore: { memoryBudgetBytes: Math.min(2 * 2 ** 30, os.totalmem() / 4), spillDir: path.join(options.outDir, 'features') },
       batchSize: planEvaluationBatch(modelShape(base.config), spec.evaluate?.batchSize ?? Math.max(spec.train.batchSize, 32), 2 * tf.memory().numBytes, memoryLimit()),
     };
     fs.mkdirSync(options.outDir, { recursive: true });

@@ -14,6 +14,7 @@ import type { DatasetStage } from '../dataset/stage';
 import { DatasetSource } from '../dataset/source';
 import { Transform } from '../dataset/transforms';
 import { knnAccuracy } from './knn';
+import { FeatureStore, FeatureStoreOptions } from './featureStore';
 
 export interface EvaluationSet {
   readonly source: DatasetSource;
@@ -27,6 +28,8 @@ export interface EvaluationData {
   readonly retention?: { readonly bank: DatasetSource; readonly query: DatasetSource; readonly transform: Transform };
   readonly knn: { readonly k: readonly number[]; readonly temperature: number };
   readonly batchSize: number;
+  /** Where k-NN features are kept (JS memory up to a budget, then a file): the bank may exceed the backend's memory. */
+  readonly featureStore?: FeatureStoreOptions;
 }
 
 export interface EvaluationRequest {
@@ -51,7 +54,7 @@ export interface EvaluatorStage {
 }
 
 interface FeatureSet {
-  readonly features: tf.Tensor2D;
+  readonly features: FeatureStore;
   readonly labels: Int32Array;
   /** Top-1 accuracy (%) of `head` on these images, when a head was given. */
   readonly headAccuracy?: number;
@@ -70,10 +73,10 @@ function argmaxMatches(logits: tf.Tensor2D, labels: Int32Array, offset: number):
 export class DualEvaluator implements EvaluatorStage {
   constructor(@inject(TOKENS.dataset) private readonly dataset: DatasetStage) {}
 
-  /** Class-token features of every image of a source, in order (and the head's accuracy, if asked). */
-  async features(model: VisionTransformer, set: EvaluationSet, batchSize: number, context: ForwardContext, head?: Linear | null): Promise<FeatureSet> {
+  /** Class-token features of every image of a source, in order, kept outside the compute heap (and the head's accuracy, if asked). */
+  async features(model: VisionTransformer, set: EvaluationSet, batchSize: number, context: ForwardContext, head?: Linear | null, storeOptions?: FeatureStoreOptions): Promise<FeatureSet> {
     const { source, transform } = set;
-    const chunks: tf.Tensor2D[] = [];
+    const store = new FeatureStore(model.width, storeOptions);
     const labels = new Int32Array(source.size);
     let count = 0;
     let correct = 0;
@@ -83,15 +86,19 @@ export class DualEvaluator implements EvaluatorStage {
           tap((batch) => {
             try {
               const features = model.embedCls(batch.images, context);
-              chunks.push(features);
-              const batchLabels = batch.labels.dataSync();
-              labels.set(batchLabels, count);
-              if (head) {
-                const logits = head.forward(features);
-                correct += argmaxMatches(logits, labels, count);
-                logits.dispose();
+              try {
+                store.append(features);
+                const batchLabels = batch.labels.dataSync();
+                labels.set(batchLabels, count);
+                if (head) {
+                  const logits = head.forward(features);
+                  correct += argmaxMatches(logits, labels, count);
+                  logits.dispose();
+                }
+                count += batchLabels.length;
+              } finally {
+                features.dispose();
               }
-              count += batchLabels.length;
             } finally {
               batch.dispose();
             }
@@ -99,20 +106,18 @@ export class DualEvaluator implements EvaluatorStage {
         ),
         { defaultValue: undefined },
       );
-      const features = chunks.length === 1 ? chunks[0] : (tf.concat(chunks, 0) as tf.Tensor2D);
-      if (chunks.length > 1) tf.dispose(chunks);
-      return { features, labels: labels.subarray(0, count), headAccuracy: head ? (100 * correct) / Math.max(1, count) : undefined };
+      return { features: store, labels: labels.subarray(0, count), headAccuracy: head ? (100 * correct) / Math.max(1, count) : undefined };
     } catch (error) {
-      tf.dispose(chunks);
+      store.dispose();
       throw error;
     }
   }
 
   private async retention(model: VisionTransformer, data: EvaluationData, context: ForwardContext, frozenHead?: Linear | null) {
     const retention = data.retention!;
-    const bank = await this.features(model, { source: retention.bank, transform: retention.transform }, data.batchSize, context);
+    const bank = await this.features(model, { source: retention.bank, transform: retention.transform }, data.batchSize, context, undefined, data.featureStore);
     try {
-      const query = await this.features(model, { source: retention.query, transform: retention.transform }, data.batchSize, context, frozenHead);
+      const query = await this.features(model, { source: retention.query, transform: retention.transform }, data.batchSize, context, frozenHead, data.featureStore);
       try {
         const numClasses = Math.max(retention.bank.numClasses, retention.query.numClasses);
         const accuracy = knnAccuracy(bank, query, { k: data.knn.k, temperature: data.knn.temperature, numClasses });
