@@ -14,8 +14,9 @@ import { MethodSpec } from '../stages/surgery/methodSpec';
 import { TrainingSession } from '../stages/trainer/session';
 import { Timing, timeRuns } from './measure';
 import { measureDatasetTransform } from './dataset';
+import { measureKnn } from './knn';
 
-export type CaseGroup = 'train' | 'eval' | 'dataset';
+export type CaseGroup = 'train' | 'eval' | 'dataset' | 'knn';
 
 export interface BenchCase {
   readonly group: CaseGroup;
@@ -30,6 +31,7 @@ export const REFERENCE_CONFIG = presetConfig('vit-ti16', { imageSize: 32, patchS
 const REFERENCE_CLASSES = 10;
 const TRAIN_BATCH = 32;
 const EVAL_BATCH = 128;
+const KNN_QUERIES = 10_000;
 
 function randomImages(batch: number, side: number): tf.Tensor4D {
   return tf.randomNormal([batch, side, side, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
@@ -137,6 +139,15 @@ export const CASES: readonly BenchCase[] = [
     description: 'dataset stage, CIFAR 32 -> 224 paper-train transform (RandomResizedCrop + flip + normalise), batches of 128',
     measure: (warmup, runs) => measureDatasetTransform('paper-train', { batchSize: EVAL_BATCH, images: EVAL_BATCH, warmup, runs }),
   },
+  ...[50_000, 100_000, 200_000].map(
+    (bankSize): BenchCase => ({
+      group: 'knn',
+      name: `bank-${bankSize / 1000}k`,
+      batch: KNN_QUERIES,
+      description: `weighted k-NN (k up to 200), ${bankSize.toLocaleString('en-US')} x 768 bank in blocks, ${KNN_QUERIES.toLocaleString('en-US')} queries (img/s: queries/s)`,
+      measure: (warmup, runs) => measureKnn(bankSize, KNN_QUERIES, warmup, runs),
+    }),
+  ),
 ];
 
 export function caseId(benchCase: Pick<BenchCase, 'group' | 'name'>): string {
