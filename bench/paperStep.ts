@@ -1,10 +1,10 @@
 // One ViT-B/16 training configuration of the paper's run, measured outside the pipeline: a random
 // ViT-B/16 at 224 px (timm's shape, 100 classes), the memory plan's micro-batch for `--batch`
-// (train.microBatch "auto" unless --micro is given) on the backend in use, then two full steps
-// (SGD momentum; the first also warms the kernels). Prints one JSON line: the plan, the estimate
-// and the seconds of each step. Run it under /usr/bin/time -v for the peak RSS:
+// (train.microBatch "auto" unless --micro is given) on the backend in use, then --steps full steps
+// (default 2; SGD momentum; the first also warms the kernels). Prints one JSON line: the plan, the
+// estimate and the seconds of each step. Run it under /usr/bin/time -v for the peak RSS:
 //
-//   /usr/bin/time -v node dist/bench/paperStep.js --batch 8 [--micro auto|N] [--method full|lora]
+//   /usr/bin/time -v node dist/bench/paperStep.js --batch 8 [--micro auto|N] [--method full|lora] [--steps 2]
 
 import 'reflect-metadata';
 import * as tf from '@tensorflow/tfjs';
@@ -26,12 +26,13 @@ async function main(): Promise<void> {
   const microArgument = argument('micro', 'auto');
   const micro = microArgument === 'auto' ? 'auto' : Number(microArgument);
   const method = argument('method', 'full');
+  const steps = Number(argument('steps', '2'));
   const backend = await initBackend('auto');
   const base = VisionTransformer.init(presetConfig('vit-b16', { numClasses: 0 }), { seed: 1 });
   const surgery = applySurgery(base, method === 'lora' ? { method: 'lora', rank: 8 } : { method: 'full' }, { classes: 100, seed: 0 });
   base.dispose();
   const depth = surgery.model.blocks.length;
-  const settings = { optimizer: 'sgd', momentum: 0.9, schedule: 'constant', lr: 0.005, warmupSteps: 0, steps: 2, batchSize: batch, seed: 0 } as const;
+  const settings = { optimizer: 'sgd', momentum: 0.9, schedule: 'constant', lr: 0.005, warmupSteps: 0, steps, batchSize: batch, seed: 0 } as const;
   const plan = planMicroBatch(
     {
       model: modelShape(surgery.model.config, depth),
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
   const images = tf.randomNormal([batch, 224, 224, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
   const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 100), 'int32');
   const seconds: number[] = [];
-  for (let step = 0; step < 2; step++) {
+  for (let step = 0; step < steps; step++) {
     const started = Date.now();
     session.step(images, labels);
     seconds.push((Date.now() - started) / 1000);
