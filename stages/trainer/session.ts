@@ -76,7 +76,7 @@ export class OutOfMemoryError extends Error {
 /** Whether an error is the backend running out of memory (wasm's abort or failed heap growth, a failed allocation). */
 export function isOutOfMemory(error: unknown): boolean {
   const text = error instanceof Error ? `${error.name} ${error.message}` : String(error);
-  return /Aborted\(|out of memory|Cannot enlarge memory|Array buffer allocation failed|OOM|RangeError: .*(Array buffer|allocation)/i.test(text);
+  return /Aborted\(|out of memory|Cannot enlarge memory|Array buffer allocation failed|\bOOM\b|RangeError: .*(Array buffer|allocation)/i.test(text);
 }
 
 interface Gradients {

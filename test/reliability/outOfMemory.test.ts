@@ -54,6 +54,7 @@ describe('out of memory', function () {
     expect(isOutOfMemory(new RangeError('Array buffer allocation failed'))).to.equal(true);
     expect(isOutOfMemory(new Error('Cannot enlarge memory arrays to size 4294967296 bytes'))).to.equal(true);
     expect(isOutOfMemory(new Error('k-NN: label 7 is outside [0, 5)'))).to.equal(false);
+    expect(isOutOfMemory(new Error('no room left in the batch'))).to.equal(false);
     expect(new OutOfMemoryError(3, 128, 16, 'Aborted()').message).to.equal(
       'out of memory in training step 3 (batch 128 as micro-batches of 16): set train.microBatch to 8 or lower, or use a smaller model or image size (Aborted())',
     );
