@@ -177,6 +177,7 @@ async function runAll(options: BenchOptions): Promise<void> {
     train: {},
     eval: {},
     dataset: {},
+    knn: {},
     ...(Object.keys(failures).length > 0 ? { failures } : {}),
   };
   for (const report of reports) {
