@@ -19,11 +19,13 @@ import { BenchCase, Timing, timeRuns } from './measure';
 
 export type { BenchCase, CaseGroup } from './measure';
 import { measureDatasetTransform } from './dataset';
+import { measureKnn } from './knn';
 
 export const REFERENCE_CONFIG = presetConfig('vit-ti16', { imageSize: 32, patchSize: 4, numClasses: 10 });
 const REFERENCE_CLASSES = 10;
 const TRAIN_BATCH = 32;
 const EVAL_BATCH = 128;
+const KNN_QUERIES = 10_000;
 
 function randomImages(batch: number, side: number): tf.Tensor4D {
   return tf.randomNormal([batch, side, side, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
@@ -161,6 +163,15 @@ export const CASES: readonly BenchCase[] = [
   jobCase('default-linear', 'linear'),
   jobCase('default-block-p1', 'block-p1'),
   jobCase('default-full', 'full'),
+  ...[50_000, 100_000, 200_000].map(
+    (bankSize): BenchCase => ({
+      group: 'knn',
+      name: `bank-${bankSize / 1000}k`,
+      batch: KNN_QUERIES,
+      description: `weighted k-NN (k up to 200), ${bankSize.toLocaleString('en-US')} x 768 bank in blocks, ${KNN_QUERIES.toLocaleString('en-US')} queries (img/s: queries/s)`,
+      measure: (warmup, runs) => measureKnn(bankSize, KNN_QUERIES, warmup, runs),
+    }),
+  ),
 ];
 
 export function caseId(benchCase: Pick<BenchCase, 'group' | 'name'>): string {

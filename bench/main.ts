@@ -74,7 +74,7 @@ function selectCases(only: string | undefined): BenchCase[] {
   const known = CASES.map(caseId);
   for (const item of wanted) {
     if (!known.includes(item) && !CASES.some((c) => c.group === item)) {
-      throw new Error(`--only: unknown case '${item}' (known: ${known.join(', ')}, or a group: train, eval, dataset, job)`);
+      throw new Error(`--only: unknown case '${item}' (known: ${known.join(', ')}, or a group: train, eval, dataset, job, knn)`);
     }
   }
   return CASES.filter((c) => wanted.includes(caseId(c)) || wanted.includes(c.group));
@@ -184,6 +184,7 @@ async function runAll(options: BenchOptions): Promise<void> {
     eval: {},
     dataset: {},
     job: {},
+    knn: {},
     ...(Object.keys(failures).length > 0 ? { failures } : {}),
   };
   for (const report of reports) {

@@ -85,6 +85,8 @@ export interface MethodStartEvent {
   readonly evaluateEvery?: number;
   /** Evaluations after these steps too (0: before the first). */
   readonly evaluateAt?: readonly number[];
+  /** The memory plan: the micro-batch chosen and the estimated peak of a step. */
+  readonly memoryPlan?: string;
 }
 
 export interface MethodEndEvent {

@@ -3,15 +3,16 @@
 // pipeline's schedule, a training-state checkpoint with the job's progress, and at the end the
 // trained model saved and one results row.
 
+import * as fs from 'fs';
 import * as path from 'path';
-import { EMPTY, Observable, concat, defer, from, map } from 'rxjs';
+import { EMPTY, Observable, catchError, concat, defer, from, map, throwError } from 'rxjs';
 import { EvalEvent, MethodResult, PipelineEvent, StepEvent } from '../common/events';
 import { saveVit } from '../models/checkpoint/vitCheckpoint';
 import { FrozenPrefixCache } from '../stages/evaluator/frozenPrefixCache';
 import type { EvaluationResult } from '../stages/evaluator/stage';
 import { saveAdapters } from '../stages/surgery/loraFile';
 import type { SurgeryResult } from '../stages/surgery/applySurgery';
-import type { TrainingSession } from '../stages/trainer/session';
+import { OutOfMemoryError, TrainingSession, isOutOfMemory } from '../stages/trainer/session';
 import type { TrainedStep } from '../stages/trainer/stage';
 import type { TrainingStateFile } from '../stages/trainer/trainingState';
 import type { Job, RunOptions, Stages } from './job';
@@ -20,6 +21,7 @@ import { trainingStateCheckpoint } from './loop/checkpoint';
 import { evaluationSchedule } from './loop/schedule';
 import type { Prepared } from './prepare';
 import { JobProgress, checkpointPath } from './resume';
+import { MemoryPlan, jobMemoryPlan } from './memoryPlan';
 
 /** Where a job starts from: fresh, or a checkpoint of an interrupted run. */
 export interface JobStart {
@@ -57,6 +59,13 @@ class EvaluationRecord {
   }
 }
 
+/** The job's name and what is left to continue from, in front of an out-of-memory error. */
+function outOfMemory(job: Job, options: RunOptions, what: string): Error {
+  const file = checkpointPath(options.outDir, job);
+  const kept = fs.existsSync(file) ? `; its last checkpoint is kept (${file}): after the change, vitpeft run --resume ${options.outDir} continues from it` : '';
+  return new Error(`${job.method} seed ${job.seed}: ${what}${kept}`);
+}
+
 /** A job's evaluations: on the pipeline's schedule, recorded for the results row, frozen blocks' activations kept between them. */
 class JobEvaluations {
   readonly frozenPrefix: FrozenPrefixCache;
@@ -67,6 +76,7 @@ class JobEvaluations {
     private readonly job: Job,
     private readonly surgery: SurgeryResult,
     readonly record: EvaluationRecord,
+    private readonly options: RunOptions,
   ) {
     this.frozenPrefix = new FrozenPrefixCache(surgery.model, surgery.firstTrainableBlock, prepared.frozenPrefixBytes);
   }
@@ -80,6 +90,11 @@ class JobEvaluations {
       map((result): EvalEvent => {
         record.add(result);
         return { kind: 'eval', method: job.method, seed: job.seed, step, ...result };
+      }),
+      catchError((error: unknown) => {
+        if (!isOutOfMemory(error)) return throwError(() => error);
+        const what = `out of memory in the evaluation after step ${step} (evaluation batch ${prepared.evaluation.batchSize}): set evaluate.batchSize lower (${(error as Error).message.split('\n')[0]})`;
+        return throwError(() => outOfMemory(job, this.options, what));
       }),
     );
   }
@@ -102,7 +117,7 @@ function stepEvent(job: Job, trained: TrainedStep): StepEvent {
 }
 
 /** The trainer stage on the job's seeded batch stream, from the step it resumes after. */
-function trainSteps(stages: Stages, prepared: Prepared, job: Job, surgery: SurgeryResult, fromStep: number, hooks: LoopHooks<PipelineEvent, TrainingSession>): Observable<TrainedStep | PipelineEvent> {
+function trainSteps(stages: Stages, prepared: Prepared, job: Job, surgery: SurgeryResult, fromStep: number, hooks: LoopHooks<PipelineEvent, TrainingSession>, microBatch: number): Observable<TrainedStep | PipelineEvent> {
   const { settings } = job;
   const batches = stages.dataset.batches(prepared.train, {
     batchSize: settings.batchSize,
@@ -113,7 +128,7 @@ function trainSteps(stages: Stages, prepared: Prepared, job: Job, surgery: Surge
     transform: prepared.trainTransform,
     startStep: fromStep,
   });
-  const trainJob = { model: surgery.model, trainable: surgery.trainable, firstTrainableBlock: surgery.firstTrainableBlock, numClasses: prepared.numClasses, settings };
+  const trainJob = { model: surgery.model, trainable: surgery.trainable, firstTrainableBlock: surgery.firstTrainableBlock, numClasses: prepared.numClasses, settings, microBatch };
   return stages.trainer.train(trainJob, batches, hooks);
 }
 
@@ -121,8 +136,15 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, option
   const started = Date.now();
   const { settings } = job;
   let surgery: SurgeryResult;
+  let plan: MemoryPlan;
   try {
     surgery = stages.surgery.apply(prepared.base, job.entry, { classes: prepared.numClasses, seed: job.seed });
+    try {
+      plan = jobMemoryPlan(job, surgery);
+    } catch (error) {
+      surgery.model.dispose();
+      throw error;
+    }
   } catch (error) {
     start.opened?.state.close();
     throw error;
@@ -130,7 +152,7 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, option
   const { model } = surgery;
   const fromStep = start.opened?.state.header.step ?? 0;
   const record = new EvaluationRecord(start.opened?.progress.last, start.opened?.progress.best);
-  const evaluations = new JobEvaluations(stages, prepared, job, surgery, record);
+  const evaluations = new JobEvaluations(stages, prepared, job, surgery, record, options);
   const { every: evaluateEvery, at: evaluateAt } = prepared.schedule;
   const seconds = () => (start.opened?.progress.seconds ?? 0) + (Date.now() - started) / 1000;
   const result = (status: MethodResult['status'], steps: number, note?: string): MethodResult => ({
@@ -148,12 +170,15 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, option
     steps: settings.steps,
     opening: concat(
       from<PipelineEvent[]>([
-        { kind: 'method-start', method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, description: surgery.description, steps: settings.steps, fromStep, evaluateEvery, evaluateAt },
+        { kind: 'method-start', method: job.method, seed: job.seed, trainableParams: surgery.trainableCount, description: surgery.description, steps: settings.steps, fromStep, evaluateEvery, evaluateAt, memoryPlan: plan.summary },
         ...start.evals,
       ]),
       fromStep === 0 && evaluateAt.includes(0) ? defer(() => evaluations.after(0)) : EMPTY,
     ),
-    train: (hooks) => trainSteps(stages, prepared, job, surgery, fromStep, hooks),
+    train: (hooks) =>
+      trainSteps(stages, prepared, job, surgery, fromStep, hooks, plan.microBatch).pipe(
+        catchError((error: unknown) => throwError(() => (error instanceof OutOfMemoryError ? outOfMemory(job, options, error.message) : error))),
+      ),
     stepEvent: (trained) => stepEvent(job, trained),
     followUps: [evaluations.followUp()],
     checkpoint: trainingStateCheckpoint<PipelineEvent>({

@@ -46,6 +46,8 @@ export interface Job {
   readonly method: string;
   readonly seed: number;
   readonly settings: TrainSettings & { readonly checkpointEvery: number };
+  /** train.microBatch; kept out of settings (and so out of a checkpoint's fingerprint): it changes memory, not the result beyond rounding. */
+  readonly microBatch?: number | 'auto';
 }
 
 /** The method x seed jobs a run will do, after --only and --shard. */
@@ -58,11 +60,11 @@ export function planJobs(spec: PipelineSpec, options: Pick<RunOptions, 'only' | 
   const jobs: Job[] = [];
   spec.methods.forEach((entry, index) => {
     if (options.only && !options.only.includes(names[index])) return;
-    const resolved = resolveTrain(spec.train, entry.train);
+    const { microBatch, ...resolved } = resolveTrain(spec.train, entry.train);
     const train = { ...resolved, checkpointEvery: entry.train?.checkpointEvery ?? spec.train.checkpointEvery ?? defaultCheckpointEvery(spec, resolved.steps) };
     for (let s = 0; s < seeds; s++) {
       const seed = train.seed + s;
-      jobs.push({ entry, method: names[index], seed, settings: { ...train, seed } });
+      jobs.push({ entry, method: names[index], seed, settings: { ...train, seed }, microBatch });
     }
   });
   if (!options.shard) return jobs;

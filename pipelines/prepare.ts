@@ -2,6 +2,7 @@
 // evaluation set-up resolved, the run record (fresh runs) and spec.json written.
 
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { writeFileAtomic } from '../common/atomicWrite';
 import { loadVit } from '../models/checkpoint/vitCheckpoint';
@@ -15,6 +16,8 @@ import type { EvaluationData } from '../stages/evaluator/stage';
 import type { RunOptions, Stages } from './job';
 import { CHECKPOINT_FOLDER, writeRunRecord } from './resume';
 import { LoadedPipeline } from './spec';
+import { memoryLimit, modelShape, planEvaluationBatch } from './memoryPlan';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** What a job keeps of frozen-block activations by default (evaluate.frozenPrefixMB). */
 export const DEFAULT_FROZEN_PREFIX_MB = 256;
@@ -89,7 +92,10 @@ export async function prepare(stages: Stages, loaded: LoadedPipeline, options: R
       test: { source: test, transform: testTransform },
       retention: retention ? { ...retention, transform: retentionTransform } : undefined,
       knn,
-      batchSize: spec.evaluate?.batchSize ?? Math.max(spec.train.batchSize, 32),
+      // Capped to what fits beside the base and one job's copy of it (forward only: memory is all it changes).
+      // k-NN features beyond a quarter of the machine's memory (at most 2 GiB) go to a file in the run folder.
+      featureStore: { memoryBudgetBytes: Math.min(2 * 2 ** 30, os.totalmem() / 4), spillDir: path.join(options.outDir, 'features') },
+      batchSize: planEvaluationBatch(modelShape(base.config), spec.evaluate?.batchSize ?? Math.max(spec.train.batchSize, 32), 2 * tf.memory().numBytes, memoryLimit()),
     };
     fs.mkdirSync(options.outDir, { recursive: true });
     writeFileAtomic(

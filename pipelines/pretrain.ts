@@ -92,7 +92,9 @@ function supervisedPretrainJob(stages: Pick<Stages, 'dataset' | 'trainer' | 'eva
     train: (hooks) => {
       const batches = stages.dataset.batches(data.train, { batchSize: settings.batchSize, seed: settings.seed, epochs: Infinity, dropLast: true, transform: data.trainTransform, startStep: fromStep });
       const trainable = named.map(([, variable]) => variable);
-      return stages.trainer.train({ model, trainable, firstTrainableBlock: 0, numClasses: data.numClasses, settings }, batches, hooks);
+      // An explicit train.microBatch accumulates; "auto" steps whole batches (pretraining makes no memory plan).
+      const microBatch = typeof settings.microBatch === 'number' ? settings.microBatch : undefined;
+      return stages.trainer.train({ model, trainable, firstTrainableBlock: 0, numClasses: data.numClasses, settings, microBatch }, batches, hooks);
     },
     stepEvent: (trained) => ({ kind: 'step', method: spec.name, seed: settings.seed, step: trained.step, steps: settings.steps, epoch: trained.epoch, loss: trained.loss, lr: trained.lr, imagesPerSecond: trained.imagesPerSecond }),
     followUps: [

@@ -43,6 +43,12 @@ const trainProps = {
    * interval (evaluate.every), or a tenth of the steps when evaluations are only at the end.
    */
   checkpointEvery: NonNegativeInt,
+  /**
+   * Examples per forward/backward pass; a batch is stepped as micro-batches whose gradients are
+   * summed (gradient accumulation). "auto" (the default): the whole batch when the memory plan
+   * says it fits, else the largest micro-batch that does.
+   */
+  microBatch: refined(t.union([t.number, t.literal('auto')]), (m) => m === 'auto' || (Number.isInteger(m) && m > 0), 'a positive integer or "auto"'),
 };
 
 export const TrainSpec = closed('train', { steps: PositiveInt, batchSize: PositiveInt, lr: PositiveNumber }, {
@@ -56,6 +62,7 @@ export const TrainSpec = closed('train', { steps: PositiveInt, batchSize: Positi
   labelSmoothing: trainProps.labelSmoothing,
   betas: trainProps.betas,
   checkpointEvery: trainProps.checkpointEvery,
+  microBatch: trainProps.microBatch,
 });
 
 /** Per-method overrides of train settings (the paper's per-method learning rates). */
@@ -243,6 +250,7 @@ export function resolveTrain(train: TrainSpec, overrides: TrainOverrides = {}): 
     seed: 0,
     labelSmoothing: 0,
     checkpointEvery: 0,
+    microBatch: 'auto',
     ...merged,
   };
 }

@@ -19,6 +19,12 @@ export interface DownloadFile {
   /** Official location first, then mirrors, tried in order. */
   readonly urls: readonly string[];
   readonly checksum: { readonly algorithm: 'md5' | 'sha256'; readonly hex: string };
+  /**
+   * The host declares the file's sha256 (Hugging Face: the X-Linked-Etag header of a resolve
+   * request, with X-Linked-Size). A download that fails the pinned checksum but matches the
+   * declared digest is the host's file having changed since the pin: it is kept aside, not used.
+   */
+  readonly declaredDigest?: 'x-linked-etag';
 }
 
 export interface DownloadEntry {
@@ -76,6 +82,7 @@ export const DOWNLOADS = {
         name: 'model.safetensors',
         urls: ['https://huggingface.co/timm/vit_base_patch16_224.dino/resolve/main/model.safetensors'],
         checksum: { algorithm: 'sha256', hex: '93181583427d6de3e18ab0e6ee4df35736cfc51a3c1bf9ae0e9b53b1316598dc' },
+        declaredDigest: 'x-linked-etag',
       },
     ],
     usage: (folder: string) => `--checkpoint ${path.join(folder, 'model.safetensors')}`,
@@ -127,6 +134,48 @@ function describeFailure(error: unknown): string {
   return cause?.message ? `${(error as Error).message} (${cause.message})` : (error as Error).message;
 }
 
+/** What the host says the file is: Hugging Face's X-Linked-Etag (the LFS object's sha256) and X-Linked-Size. */
+interface Declared {
+  sha256?: string;
+  size?: number;
+}
+
+/** A 64-hex sha256 from an ETag-like header (quotes and a weak W/ prefix removed), else undefined. */
+export function declaredSha256(header: string | null): string | undefined {
+  const value = header?.trim().replace(/^W\//, '').replace(/^"|"$/g, '').toLowerCase();
+  return value && /^[0-9a-f]{64}$/.test(value) ? value : undefined;
+}
+
+/** The download's checksum disagrees with the pin, but the host's declared digest matches the bytes. */
+export class ChangedUpstreamError extends Error {
+  constructor(
+    readonly keptAside: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ChangedUpstreamError';
+  }
+}
+
+/** GET that follows redirects itself, so headers of every hop (the hub's 302 carries X-Linked-Etag) are seen. */
+async function fetchFollowing(url: string, signal: AbortSignal, declared: Declared): Promise<Response> {
+  let current = url;
+  for (let hop = 0; hop < 10; hop++) {
+    const response = await fetch(current, { signal, redirect: 'manual', headers: { 'Accept-Encoding': 'identity' } });
+    declared.sha256 ??= declaredSha256(response.headers.get('x-linked-etag'));
+    const size = response.headers.get('x-linked-size');
+    if (declared.size === undefined && size !== null && /^\d+$/.test(size)) declared.size = Number(size);
+    const location = response.headers.get('location');
+    if (response.status >= 300 && response.status < 400 && location) {
+      await response.body?.cancel();
+      current = new URL(location, current).toString();
+      continue;
+    }
+    return response;
+  }
+  throw new Error('too many redirects');
+}
+
 async function downloadOnce(url: string, file: DownloadFile, target: string, options: DownloadOptions): Promise<number> {
   const temporary = path.join(path.dirname(target), `.${path.basename(target)}.partial-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
   const idleMs = options.idleTimeoutMs ?? 30_000;
@@ -139,9 +188,12 @@ async function downloadOnce(url: string, file: DownloadFile, target: string, opt
   let handle: fs.promises.FileHandle | undefined;
   try {
     let response: Response;
+    const declared: Declared = {};
     try {
       // identity: the checksum and Content-Length are of the file's bytes, not of a compressed transfer.
-      response = await fetch(url, { signal: controller.signal, redirect: 'follow', headers: { 'Accept-Encoding': 'identity' } });
+      response = file.declaredDigest
+        ? await fetchFollowing(url, controller.signal, declared)
+        : await fetch(url, { signal: controller.signal, redirect: 'follow', headers: { 'Accept-Encoding': 'identity' } });
     } catch (error) {
       throw new Error(describeFailure(error));
     }
@@ -166,7 +218,21 @@ async function downloadOnce(url: string, file: DownloadFile, target: string, opt
     if (total !== undefined && received !== total) throw new Error(`received ${received} bytes but the server announced ${total}; the download is truncated`);
     const digest = hash.digest('hex');
     if (digest !== file.checksum.hex.toLowerCase()) {
-      throw new Error(`${file.checksum.algorithm} is ${digest} but the published checksum is ${file.checksum.hex} (${received} bytes received); the download is corrupt or truncated`);
+      if (file.checksum.algorithm === 'sha256' && declared.sha256 === digest && (declared.size === undefined || declared.size === received)) {
+        // The host serves what it declares, and that is not what vitpeft pinned: its file changed.
+        await handle.sync();
+        await handle.close();
+        handle = undefined;
+        const aside = `${target}.sha256-${digest.slice(0, 12)}`;
+        await fs.promises.rename(temporary, aside);
+        throw new ChangedUpstreamError(
+          aside,
+          `the host's file changed since vitpeft pinned it: pinned sha256 ${file.checksum.hex}, but the host declares and serves sha256 ${digest} (${received} bytes). ` +
+            `It is kept aside at ${aside} and not used; if you trust it (see the model's page), move it to ${target} yourself — vitpeft data fetch keeps refusing it until vitpeft's pin is updated`,
+        );
+      }
+      const hub = declared.sha256 === undefined ? '' : declared.sha256 === file.checksum.hex.toLowerCase() ? '; the host declares the pinned digest' : `; the host declares sha256 ${declared.sha256}`;
+      throw new Error(`${file.checksum.algorithm} is ${digest} but the published checksum is ${file.checksum.hex} (${received} bytes received${hub}); the download is corrupt or truncated`);
     }
     await handle.sync();
     await handle.close();
@@ -198,6 +264,7 @@ export async function downloadFile(file: DownloadFile, folder: string, options: 
       const bytes = await downloadOnce(url, file, target, options);
       return { path: target, bytes, reused: false, url };
     } catch (error) {
+      if (error instanceof ChangedUpstreamError) throw new DownloadError(target, error.message);
       failures.push(`${url}: ${(error as Error).message}`);
     }
   }

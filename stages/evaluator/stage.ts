@@ -16,6 +16,7 @@ import { Transform } from '../dataset/transforms';
 import { FrozenBatch, FrozenPrefixCache } from './frozenPrefixCache';
 import { knnAccuracy } from './knn';
 import { forwardPrefix } from '../trainer/forward';
+import { FeatureStore, FeatureStoreOptions } from './featureStore';
 
 export interface EvaluationSet {
   readonly source: DatasetSource;
@@ -29,6 +30,8 @@ export interface EvaluationData {
   readonly retention?: { readonly bank: DatasetSource; readonly query: DatasetSource; readonly transform: Transform };
   readonly knn: { readonly k: readonly number[]; readonly temperature: number };
   readonly batchSize: number;
+  /** Where k-NN features are kept (JS memory up to a budget, then a file): the bank may exceed the backend's memory. */
+  readonly featureStore?: FeatureStoreOptions;
 }
 
 export interface EvaluationRequest {
@@ -57,8 +60,14 @@ export interface EvaluatorStage {
   evaluate(model: VisionTransformer, data: EvaluationData, request: EvaluationRequest): Promise<EvaluationResult>;
 }
 
+/** Where a pass keeps what it computes: the job's frozen-prefix cache, and the feature store's limits. */
+export interface FeatureOptions {
+  readonly cache?: FrozenPrefixCache;
+  readonly store?: FeatureStoreOptions;
+}
+
 interface FeatureSet {
-  readonly features: tf.Tensor2D;
+  readonly features: FeatureStore;
   readonly labels: Int32Array;
   /** Top-1 accuracy (%) of `head` on these images, when a head was given. */
   readonly headAccuracy?: number;
@@ -107,25 +116,30 @@ export class DualEvaluator implements EvaluatorStage {
   constructor(@inject(TOKENS.dataset) private readonly dataset: DatasetStage = new DefaultDatasetStage()) {}
 
   /**
-   * Class-token features of every image of a source, in order (and the head's accuracy, if
-   * asked). With a frozen-prefix cache, a set kept by an earlier pass runs only the blocks that
-   * can have changed; a first pass is recorded for the next.
+   * Class-token features of every image of a source, in order, kept outside the compute heap (and
+   * the head's accuracy, if asked). With a frozen-prefix cache, a set kept by an earlier pass runs
+   * only the blocks that can have changed; a first pass is recorded for the next.
    */
-  async features(model: VisionTransformer, set: EvaluationSet, batchSize: number, context: ForwardContext, head?: Linear | null, cache?: FrozenPrefixCache): Promise<FeatureSet> {
+  async features(model: VisionTransformer, set: EvaluationSet, batchSize: number, context: ForwardContext, head?: Linear | null, options: FeatureOptions = {}): Promise<FeatureSet> {
+    const { cache } = options;
     const { source, transform } = set;
-    const chunks: tf.Tensor2D[] = [];
+    const store = new FeatureStore(model.width, options.store);
     const labels = new Int32Array(source.size);
     let count = 0;
     let correct = 0;
     const add = (features: tf.Tensor2D, batchLabels: Int32Array) => {
-      chunks.push(features);
-      labels.set(batchLabels, count);
-      if (head) {
-        const logits = head.forward(features);
-        correct += argmaxMatches(logits, labels, count);
-        logits.dispose();
+      try {
+        store.append(features);
+        labels.set(batchLabels, count);
+        if (head) {
+          const logits = head.forward(features);
+          correct += argmaxMatches(logits, labels, count);
+          logits.dispose();
+        }
+        count += batchLabels.length;
+      } finally {
+        features.dispose();
       }
-      count += batchLabels.length;
     };
     const kept = cache?.lookup(source, transform, batchSize);
     const recording = kept ? undefined : cache?.record(source, transform, batchSize);
@@ -147,21 +161,20 @@ export class DualEvaluator implements EvaluatorStage {
           { defaultValue: undefined },
         );
       }
-      const features = chunks.length === 1 ? chunks[0] : (tf.concat(chunks, 0) as tf.Tensor2D);
-      if (chunks.length > 1) tf.dispose(chunks);
-      return { features, labels: labels.subarray(0, count), headAccuracy: head ? (100 * correct) / Math.max(1, count) : undefined };
+      return { features: store, labels: labels.subarray(0, count), headAccuracy: head ? (100 * correct) / Math.max(1, count) : undefined };
     } catch (error) {
       recording?.abandon();
-      tf.dispose(chunks);
+      store.dispose();
       throw error;
     }
   }
 
   private async retention(model: VisionTransformer, data: EvaluationData, context: ForwardContext, frozenHead?: Linear | null, cache?: FrozenPrefixCache) {
     const retention = data.retention!;
-    const bank = await this.features(model, { source: retention.bank, transform: retention.transform }, data.batchSize, context, null, cache);
+    const options = { cache, store: data.featureStore };
+    const bank = await this.features(model, { source: retention.bank, transform: retention.transform }, data.batchSize, context, null, options);
     try {
-      const query = await this.features(model, { source: retention.query, transform: retention.transform }, data.batchSize, context, frozenHead, cache);
+      const query = await this.features(model, { source: retention.query, transform: retention.transform }, data.batchSize, context, frozenHead, options);
       try {
         const numClasses = Math.max(retention.bank.numClasses, retention.query.numClasses);
         const accuracy = knnAccuracy(bank, query, { k: data.knn.k, temperature: data.knn.temperature, numClasses });
@@ -179,7 +192,7 @@ export class DualEvaluator implements EvaluatorStage {
     let newTaskAccuracy: number | undefined;
     if (request.newTask) {
       if (!model.head) throw new Error('cannot measure new-task accuracy: the model has no head');
-      const test = await this.features(model, data.test, data.batchSize, {}, model.head, request.frozenPrefix);
+      const test = await this.features(model, data.test, data.batchSize, {}, model.head, { cache: request.frozenPrefix });
       test.features.dispose();
       newTaskAccuracy = test.headAccuracy;
     }

@@ -54,6 +54,7 @@ export class Progress {
     this.evaluations = 0;
     const resumed = event.fromStep > 0 ? `, resuming at step ${event.fromStep}` : '';
     this.line(`[${event.method} seed ${event.seed}] ${event.trainableParams.toLocaleString('en-US')} trainable parameters, ${event.steps} steps${resumed}: ${event.description}`);
+    if (event.memoryPlan) this.line(`[${event.method} seed ${event.seed}] ${event.memoryPlan}`);
   }
 
   step(event: StepEvent): void {

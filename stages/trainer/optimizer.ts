@@ -47,8 +47,9 @@ export class Sgd implements Optimizer {
   }
 
   apply(grads: readonly tf.Tensor[], lr: number): void {
-    tf.tidy(() => {
-      this.variables.forEach((variable, i) => {
+    // One tidy per variable: temporaries live for one variable's update, not for the whole model's.
+    this.variables.forEach((variable, i) => {
+      tf.tidy(() => {
         let gradient = grads[i];
         if (this.weightDecay !== 0) gradient = tf.add(gradient, tf.mul(variable, this.weightDecay));
         if (this.momentum > 0) {
@@ -103,8 +104,8 @@ export class AdamW implements Optimizer {
     const [beta1, beta2] = this.betas;
     const correction1 = 1 - beta1 ** this.step;
     const correction2 = 1 - beta2 ** this.step;
-    tf.tidy(() => {
-      this.variables.forEach((variable, i) => {
+    this.variables.forEach((variable, i) => {
+      tf.tidy(() => {
         const gradient = grads[i];
         const m = this.first[i];
         const v = this.second[i];

@@ -1,6 +1,9 @@
 // One method's training state: the model being trained, its optimizer and schedule position.
 // A step computes gradients of the cross-entropy for exactly the surgery's trainable variables,
-// updates them, and leaves the tensor count unchanged.
+// updates them, and leaves the tensor count unchanged. With a micro-batch smaller than the batch
+// (gradient accumulation) the batch goes through forward and backward in slices whose gradients,
+// each of the slice's loss scaled by its share of the batch, sum to the whole batch's mean-loss
+// gradient; one optimizer update follows, so a step means the same thing either way.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { VisionTransformer } from '../../models/vit/visionTransformer';
@@ -29,6 +32,8 @@ export interface TrainJob {
    * train the head on them (steps then need example ids). Refused unless only the head trains.
    */
   readonly cacheFeatures?: boolean;
+  /** Examples per forward/backward pass (gradient accumulation); the whole batch when absent or larger. */
+  readonly microBatch?: number;
 }
 
 export interface StepMetrics {
@@ -52,6 +57,34 @@ export class DivergedError extends Error {
   }
 }
 
+/** A step ran out of memory: the run of this method stops; the message says what to change. */
+export class OutOfMemoryError extends Error {
+  constructor(
+    readonly step: number,
+    readonly batch: number,
+    readonly microBatch: number,
+    readonly detail: string,
+  ) {
+    super(
+      `out of memory in training step ${step} (batch ${batch}${microBatch < batch ? ` as micro-batches of ${microBatch}` : ''}): ` +
+        `set train.microBatch to ${Math.max(1, Math.floor(microBatch / 2))} or lower, or use a smaller model or image size (${detail})`,
+    );
+    this.name = 'OutOfMemoryError';
+  }
+}
+
+/** Whether an error is the backend running out of memory (wasm's abort or failed heap growth, a failed allocation). */
+export function isOutOfMemory(error: unknown): boolean {
+  const text = error instanceof Error ? `${error.name} ${error.message}` : String(error);
+  return /Aborted\(|out of memory|Cannot enlarge memory|Array buffer allocation failed|\bOOM\b|RangeError: .*(Array buffer|allocation)/i.test(text);
+}
+
+interface Gradients {
+  /** The loss of the slice as passed to the tape (scaled by the slice's share of the batch). */
+  readonly loss: number;
+  readonly grads: tf.Tensor[];
+}
+
 export class TrainingSession {
   readonly optimizer: Optimizer;
   /** Steps completed so far (the schedule position). */
@@ -70,34 +103,20 @@ export class TrainingSession {
    * cache, exampleIds name the batch's examples (the same id must always mean the same pixels).
    */
   step(images: tf.Tensor4D, labels: tf.Tensor1D, exampleIds?: readonly number[]): StepMetrics {
-    const { model, trainable, firstTrainableBlock, numClasses, settings } = this.job;
+    const { settings } = this.job;
     const started = process.hrtime.bigint();
     const lr = learningRate(settings, this.completedSteps);
-    const targets = softTargets(labels, numClasses, settings.labelSmoothing ?? 0);
-    let value: tf.Scalar;
-    let grads: tf.NamedTensorMap;
-    if (this.featureCache) {
-      if (!exampleIds) throw new Error('this session caches features: give each step the ids of its examples');
-      const features = this.featureCache.features(images, exampleIds);
-      ({ value, grads } = tf.variableGrads(() => crossEntropy(model.forwardHead(features), targets), trainable as tf.Variable[]));
-      tf.dispose([targets, features]);
-    } else {
-      // Trainable embeddings put the whole network inside the tape (firstTrainableBlock is 0 then).
-      const frozen = embeddingsTrain(model) ? undefined : forwardPrefix(model, images, firstTrainableBlock);
-      ({ value, grads } = tf.variableGrads(
-        () => crossEntropy(frozen ? forwardSuffix(model, frozen, firstTrainableBlock) : forwardSuffix(model, forwardPrefix(model, images, 0), 0), targets),
-        trainable as tf.Variable[],
-      ));
-      tf.dispose([targets, ...(frozen ? [frozen.rows] : [])]);
+    const batch = images.shape[0];
+    const micro = Math.min(this.job.microBatch ?? batch, batch);
+    if (this.featureCache && !exampleIds) throw new Error('this session caches features: give each step the ids of its examples');
+    let accumulated: Gradients;
+    try {
+      accumulated = micro >= batch ? this.gradients(images, labels, exampleIds, 1) : this.accumulate(images, labels, exampleIds, micro);
+    } catch (error) {
+      if (isOutOfMemory(error)) throw new OutOfMemoryError(this.completedSteps + 1, batch, micro, (error as Error).message.split('\n')[0]);
+      throw error;
     }
-    const ordered = trainable.map((variable) => grads[variable.name]);
-    const unconnected = trainable.filter((variable, i) => !ordered[i]);
-    if (unconnected.length > 0) {
-      tf.dispose([value, ...Object.values(grads)]);
-      throw new Error(`${unconnected.length} trainable variable(s) received no gradient (not trainable, or not used by the forward pass)`);
-    }
-    const loss = value.dataSync()[0];
-    value.dispose();
+    const { loss, grads: ordered } = accumulated;
     let gradNorm: number | undefined;
     try {
       if (!Number.isFinite(loss)) throw new DivergedError(this.completedSteps + 1, lr, loss);
@@ -110,11 +129,81 @@ export class TrainingSession {
         this.optimizer.apply(ordered, lr);
       }
     } finally {
-      tf.dispose(Object.values(grads));
+      tf.dispose(ordered);
     }
     this.completedSteps++;
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return { step: this.completedSteps, loss, lr, imagesPerSecond: images.shape[0] / seconds, gradNorm };
+    return { step: this.completedSteps, loss, lr, imagesPerSecond: batch / seconds, gradNorm };
+  }
+
+  /** The batch in slices of `micro`: gradients summed, each slice's mean loss weighted by its share of the batch. */
+  private accumulate(images: tf.Tensor4D, labels: tf.Tensor1D, exampleIds: readonly number[] | undefined, micro: number): Gradients {
+    const batch = images.shape[0];
+    let loss = 0;
+    let sums: tf.Tensor[] | undefined;
+    try {
+      for (let start = 0; start < batch; start += micro) {
+        const size = Math.min(micro, batch - start);
+        const slice = tf.slice(images, [start, 0, 0, 0], [size, -1, -1, -1]);
+        const sliceLabels = tf.slice(labels, [start], [size]);
+        let part: Gradients;
+        try {
+          part = this.gradients(slice, sliceLabels, exampleIds?.slice(start, start + size), size / batch);
+        } finally {
+          tf.dispose([slice, sliceLabels]);
+        }
+        loss += part.loss;
+        if (!sums) {
+          sums = part.grads;
+        } else {
+          const previous = sums;
+          sums = previous.map((sum, i) => tf.add(sum, part.grads[i]));
+          tf.dispose([...previous, ...part.grads]);
+        }
+      }
+    } catch (error) {
+      if (sums) tf.dispose(sums);
+      throw error;
+    }
+    return { loss, grads: sums! };
+  }
+
+  /** Gradients of weight x (mean cross-entropy over these examples), in the order of the trainable variables. */
+  private gradients(images: tf.Tensor4D, labels: tf.Tensor1D, exampleIds: readonly number[] | undefined, weight: number): Gradients {
+    const { model, trainable, firstTrainableBlock, numClasses, settings } = this.job;
+    const targets = softTargets(labels, numClasses, settings.labelSmoothing ?? 0);
+    // A weight of 1 (the whole batch) leaves the loss untouched, so a step without accumulation is unchanged bit for bit.
+    const weighted = (loss: tf.Scalar): tf.Scalar => (weight === 1 ? loss : tf.mul(loss, weight));
+    let value: tf.Scalar;
+    let grads: tf.NamedTensorMap;
+    if (this.featureCache) {
+      const features = this.featureCache.features(images, exampleIds!);
+      try {
+        ({ value, grads } = tf.variableGrads(() => weighted(crossEntropy(model.forwardHead(features), targets)), trainable as tf.Variable[]));
+      } finally {
+        tf.dispose([targets, features]);
+      }
+    } else {
+      // Trainable embeddings put the whole network inside the tape (firstTrainableBlock is 0 then).
+      const frozen = embeddingsTrain(model) ? undefined : forwardPrefix(model, images, firstTrainableBlock);
+      try {
+        ({ value, grads } = tf.variableGrads(
+          () => weighted(crossEntropy(frozen ? forwardSuffix(model, frozen, firstTrainableBlock) : forwardSuffix(model, forwardPrefix(model, images, 0), 0), targets)),
+          trainable as tf.Variable[],
+        ));
+      } finally {
+        tf.dispose([targets, ...(frozen ? [frozen.rows] : [])]);
+      }
+    }
+    const ordered = trainable.map((variable) => grads[variable.name]);
+    const unconnected = trainable.filter((variable, i) => !ordered[i]);
+    if (unconnected.length > 0) {
+      tf.dispose([value, ...Object.values(grads)]);
+      throw new Error(`${unconnected.length} trainable variable(s) received no gradient (not trainable, or not used by the forward pass)`);
+    }
+    const loss = value.dataSync()[0];
+    value.dispose();
+    return { loss, grads: ordered };
   }
 
   dispose(): void {

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import { AddressInfo } from 'net';
 import * as path from 'path';
-import { DOWNLOADS, DownloadError, DownloadFile, defaultCacheDir, downloadFile, fetchDownload } from '../../stages/dataset/downloads';
+import { DOWNLOADS, DownloadError, DownloadFile, declaredSha256, defaultCacheDir, downloadFile, fetchDownload } from '../../stages/dataset/downloads';
 import { tempFolder } from '../helpers/datasetFixtures';
 
 const BODY = Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 7) % 256));
@@ -40,6 +40,16 @@ describe('dataset: downloads (local HTTP server on 127.0.0.1)', () => {
           response.end(corrupt);
           return;
         }
+        case '/hub-changed/fixture.bin':
+          // A hub whose file is now BODY: its resolve answer declares BODY's digest and size.
+          response.writeHead(302, { Location: '/ok/fixture.bin', 'X-Linked-Etag': `"${SHA256}"`, 'X-Linked-Size': String(BODY.length) });
+          response.end();
+          return;
+        case '/hub-corrupt/fixture.bin':
+          // A hub declaring the pinned file, whose transfer is damaged on the way.
+          response.writeHead(302, { Location: '/wrong/fixture.bin', 'X-Linked-Etag': `"${SHA256}"`, 'X-Linked-Size': String(BODY.length) });
+          response.end();
+          return;
         default:
           response.writeHead(404, { 'Content-Type': 'text/plain' });
           response.end('not here');
@@ -63,6 +73,53 @@ describe('dataset: downloads (local HTTP server on 127.0.0.1)', () => {
     }
     throw new Error('expected a failure');
   }
+
+  describe('a host that declares its digest (Hugging Face X-Linked-Etag)', () => {
+    const declaring = (route: string, pinned: string): DownloadFile => ({
+      name: 'fixture.bin',
+      urls: [`${base}/${route}/fixture.bin`],
+      checksum: { algorithm: 'sha256', hex: pinned },
+      declaredDigest: 'x-linked-etag',
+    });
+    const OLD_PIN = crypto.createHash('sha256').update('the file as it was pinned').digest('hex');
+
+    it('reads the digest from the redirect and accepts a download that matches the pin', async () => {
+      const folder = path.join(tempFolder(), 'hub');
+      const result = await downloadFile(declaring('hub-changed', SHA256), folder);
+      expect(result.bytes).to.equal(BODY.length);
+      expect(fs.readdirSync(folder)).to.deep.equal(['fixture.bin']);
+    });
+
+    it('pin and download disagree but the hub declares what it served: the hub\'s file changed; kept aside, not used', async () => {
+      const folder = path.join(tempFolder(), 'hub');
+      const error = await failure(downloadFile(declaring('hub-changed', OLD_PIN), folder));
+      const aside = path.join(folder, `fixture.bin.sha256-${SHA256.slice(0, 12)}`);
+      expect(error).to.be.instanceOf(DownloadError);
+      expect(error.message).to.contain(`the host's file changed since vitpeft pinned it: pinned sha256 ${OLD_PIN}, but the host declares and serves sha256 ${SHA256} (${BODY.length} bytes)`);
+      expect(error.message).to.contain(`kept aside at ${aside} and not used`);
+      expect(fs.readdirSync(folder)).to.deep.equal([path.basename(aside)]);
+      expect(fs.readFileSync(aside).equals(BODY)).to.equal(true);
+    });
+
+    it('the hub declares the pinned digest but the bytes differ: a corrupt download, nothing kept', async () => {
+      const folder = path.join(tempFolder(), 'hub');
+      const error = await failure(downloadFile(declaring('hub-corrupt', SHA256), folder));
+      expect(error).to.be.instanceOf(DownloadError);
+      expect(error.message).to.match(/the host declares the pinned digest\); the download is corrupt or truncated/);
+      expect(fs.readdirSync(folder)).to.deep.equal([]);
+    });
+
+    it('reads a sha256 out of ETag forms, and nothing else', () => {
+      expect(declaredSha256(`"${SHA256}"`)).to.equal(SHA256);
+      expect(declaredSha256(`W/"${SHA256.toUpperCase()}"`)).to.equal(SHA256);
+      expect(declaredSha256('"abc123"')).to.equal(undefined);
+      expect(declaredSha256(null)).to.equal(undefined);
+    });
+
+    it('the real checkpoint entry reads the hub\'s digest', () => {
+      expect(DOWNLOADS['dino-vitb16'].files[0].declaredDigest).to.equal('x-linked-etag');
+    });
+  });
 
   it('downloads, verifies the checksum and renames into place; a second fetch reuses the verified file', async () => {
     const folder = path.join(tempFolder(), 'cache', 'fixture');

@@ -59,10 +59,10 @@ describe('evaluation with the frozen prefix kept', function () {
       const unplugged = spec.method === 'block';
       const request = { newTask: true, retention: true, unplugged, frozenHead: null };
       const bankFeatures = async (withCache: boolean): Promise<Float32Array> => {
-        const set = await evaluator.features(surgery.model, { source: data.retention!.bank, transform: data.retention!.transform }, 8, {}, null, withCache ? cache : undefined);
-        const values = set.features.dataSync() as Float32Array;
+        const set = await evaluator.features(surgery.model, { source: data.retention!.bank, transform: data.retention!.transform }, 8, {}, null, { cache: withCache ? cache : undefined });
+        const blocks = Array.from({ length: set.features.blockCount }, (_, i) => set.features.block(i));
         set.features.dispose();
-        return values;
+        return Float32Array.from(blocks.flatMap((block) => Array.from(block)));
       };
       let previous: Float32Array | undefined;
       try {

@@ -44,7 +44,7 @@ describe('pipeline spec (io-ts)', () => {
       'data.test: missing (expected a non-empty string)',
       'preprocess.mean: expected three numbers [r, g, b], got [1,2]',
       'train.lr: expected a positive number, got "fast"',
-      'train.lrr: unknown key (allowed here: steps, batchSize, lr, optimizer, momentum, weightDecay, warmupSteps, schedule, seed, clipGradNorm, labelSmoothing, betas, checkpointEvery), got 0.1',
+      'train.lrr: unknown key (allowed here: steps, batchSize, lr, optimizer, momentum, weightDecay, warmupSteps, schedule, seed, clipGradNorm, labelSmoothing, betas, checkpointEvery, microBatch), got 0.1',
       'methods[3].rank: expected a positive integer, got 0',
       "methods[5].method: expected one of 'full', 'linear', 'topk', 'lora', 'block', got \"lorra\"",
     ]);

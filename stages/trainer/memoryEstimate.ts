@@ -1,0 +1,103 @@
+// Peak memory of a training step and of an evaluation batch, estimated from the shapes before
+// anything runs, and the largest micro-batch that fits a limit. The per-activation coefficients
+// are bytes per (example x token x width) and per (example x token x MLP width) of what the
+// gradient tape keeps alive in a block, and what one block's forward holds at once outside it;
+// they were fitted to tf.profile's peak bytes of real steps on the wasm backend (20 steps of tiny
+// ViTs, five methods; within 10% for every method that trains blocks; 7 evaluation forwards) and are checked against
+// fresh measurements in test/trainer/memoryEstimate.test.ts.
+
+export interface ModelShape {
+  readonly imageSize: number;
+  readonly patchSize: number;
+  readonly width: number;
+  readonly mlpHidden: number;
+  readonly heads: number;
+  /** Blocks in the model after surgery (added blocks included). */
+  readonly depth: number;
+}
+
+export interface StepShape {
+  readonly model: ModelShape;
+  /** Blocks that run inside the gradient tape (all of them when the embeddings train). */
+  readonly tapeBlocks: number;
+  readonly trainableParams: number;
+  /** Optimizer state tensors per trainable parameter: SGD with momentum 1, without 0, AdamW 2. */
+  readonly optimizerSlots: number;
+  /** Bytes already held (weights of the base and of the job's model, caches). */
+  readonly residentBytes: number;
+}
+
+const FLOAT = 4;
+/** Bytes the tape keeps per example, per block, per token x width and per token x MLP width. */
+const TAPE_PER_TOKEN_WIDTH = 512;
+const TAPE_PER_TOKEN_MLP = 42;
+/** Bytes of the transient forward outside the tape (embedding, one frozen block at a time). */
+const FORWARD_PER_TOKEN_WIDTH = 24;
+const FORWARD_PER_TOKEN_MLP = 20;
+/** Gradients and the optimizer's temporaries, per trainable parameter. */
+const UPDATE_PER_PARAM = 8;
+/**
+ * Per weight of a block inside the tape, trainable or not: the transposed copies the kernel-friendly
+ * dense layers make for the backward pass. Too small to see on tiny models; calibrated on full
+ * fine-tuning of ViT-B/16 at 224 px, batch 1 (tf.profile: 3.40 GB peak, 0.82 GB above the other terms).
+ */
+const TAPE_PER_BLOCK_WEIGHT = 10;
+/** Forward only (evaluation): bytes per example per token x width and per token x MLP width. */
+const EVAL_PER_TOKEN_WIDTH = 95;
+const EVAL_PER_TOKEN_MLP = 9;
+/** ... and per head x token x token (the attention matrices of one block). */
+const EVAL_PER_HEAD_TOKEN_PAIR = 20;
+
+export function tokens(model: ModelShape): number {
+  const grid = Math.floor(model.imageSize / model.patchSize);
+  return grid * grid + 1;
+}
+
+function imageBytes(model: ModelShape, examples: number): number {
+  return examples * model.imageSize * model.imageSize * 3 * FLOAT;
+}
+
+/** Peak bytes of one training step: resident weights and optimizer state, gradients, and one micro-batch's activations. */
+export function trainStepBytes(shape: StepShape, batch: number, microBatch: number): number {
+  const { model } = shape;
+  const micro = Math.min(microBatch, batch);
+  const n = tokens(model);
+  const perExample =
+    shape.tapeBlocks * n * (TAPE_PER_TOKEN_WIDTH * model.width + TAPE_PER_TOKEN_MLP * model.mlpHidden) + n * (FORWARD_PER_TOKEN_WIDTH * model.width + FORWARD_PER_TOKEN_MLP * model.mlpHidden);
+  // Accumulating keeps a running sum of the gradients beside each micro-batch's own.
+  const accumulator = micro < batch ? shape.trainableParams * FLOAT : 0;
+  const blockWeights = 4 * model.width * model.width + 2 * model.width * model.mlpHidden;
+  return (
+    shape.residentBytes +
+    shape.tapeBlocks * blockWeights * TAPE_PER_BLOCK_WEIGHT +
+    shape.trainableParams * FLOAT * shape.optimizerSlots +
+    shape.trainableParams * UPDATE_PER_PARAM +
+    accumulator +
+    imageBytes(model, batch) +
+    micro * perExample
+  );
+}
+
+/** Peak bytes of evaluating one batch (forward only), on top of what is resident. */
+export function evalBatchBytes(model: ModelShape, batch: number): number {
+  const n = tokens(model);
+  return imageBytes(model, batch) + batch * n * (EVAL_PER_TOKEN_WIDTH * model.width + EVAL_PER_TOKEN_MLP * model.mlpHidden + EVAL_PER_HEAD_TOKEN_PAIR * model.heads * n);
+}
+
+/** The largest n in [1, most] with fits(n), or 0 when even 1 does not fit (fits must be monotone). */
+export function largestFitting(most: number, fits: (n: number) => boolean): number {
+  let low = 0;
+  let high = most;
+  while (low < high) {
+    const middle = Math.ceil((low + high) / 2);
+    if (fits(middle)) low = middle;
+    else high = middle - 1;
+  }
+  return low;
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  return `${(bytes / 2 ** 10).toFixed(0)} KiB`;
+}
