@@ -1,6 +1,7 @@
 // A job's checkpoint as the loop sees it: when one is due, how it is saved and restored, and that
-// it goes once the job has its result. trainingStateCheckpoint keeps a TrainingSession's state in
-// one training-state file (stages/trainer/trainingState.ts) with the caller's progress record.
+// it goes once the job has its result. stateFileCheckpoint keeps any session's state in one file
+// with the caller's progress record; trainingStateCheckpoint is it for a TrainingSession
+// (stages/trainer/trainingState.ts), pipelines/loop/dinoCheckpoint.ts for a DINO session.
 
 import * as fs from 'fs';
 import { TrainingSession } from '../../stages/trainer/session';
@@ -21,20 +22,29 @@ export interface JobCheckpoint<E, S = TrainingSession> {
   close(): void;
 }
 
-export interface TrainingStateCheckpointOptions<E> {
+/** A checkpoint file already opened (and checked against the job) to resume from. */
+export interface OpenedState {
+  readonly header: { readonly step: number };
+  close(): void;
+}
+
+export interface StateFileCheckpointOptions<E, S, F extends OpenedState> {
   readonly file: string;
   /** Checkpoint every this many steps (0: only when stopping). */
   readonly every: number;
-  /** The checkpoint this job resumes from, already opened and checked against the job. */
-  readonly opened?: TrainingStateFile;
-  /** The model names of the session's trainable variables, in order. */
-  readonly names: readonly string[];
+  /** The checkpoint this job resumes from. */
+  readonly opened?: F;
+  /** Loads the opened file into the job's new session. */
+  restore(opened: F, session: S): void;
+  /** Writes the session's state and the caller's record to `file`, atomically. */
+  write(file: string, session: S, progress: unknown): void;
   /** The caller's record saved beside the state (read back by the caller when resuming). */
   progress(): unknown;
   event(step: number, file: string): E;
 }
 
-export function trainingStateCheckpoint<E>(options: TrainingStateCheckpointOptions<E>): JobCheckpoint<E> {
+/** A job's checkpoint kept in one state file, whatever the session's kind. */
+export function stateFileCheckpoint<E, S, F extends OpenedState>(options: StateFileCheckpointOptions<E, S, F>): JobCheckpoint<E, S> {
   let pending = options.opened;
   const close = () => {
     pending?.close();
@@ -45,16 +55,30 @@ export function trainingStateCheckpoint<E>(options: TrainingStateCheckpointOptio
     due: (step) => options.every > 0 && step % options.every === 0,
     restore: (session) => {
       try {
-        pending?.restoreInto(session, options.names);
+        if (pending) options.restore(pending, session);
       } finally {
         close();
       }
     },
     save: (step, session) => {
-      saveTrainingState(options.file, session, options.names, options.progress());
+      options.write(options.file, session, options.progress());
       return options.event(step, options.file);
     },
     remove: () => fs.rmSync(options.file, { force: true }),
     close,
   };
+}
+
+export interface TrainingStateCheckpointOptions<E> extends Pick<StateFileCheckpointOptions<E, TrainingSession, TrainingStateFile>, 'file' | 'every' | 'opened' | 'progress' | 'event'> {
+  /** The model names of the session's trainable variables, in order. */
+  readonly names: readonly string[];
+}
+
+/** A TrainingSession's state (trainable variables, optimizer slots) in one training-state file. */
+export function trainingStateCheckpoint<E>(options: TrainingStateCheckpointOptions<E>): JobCheckpoint<E> {
+  return stateFileCheckpoint({
+    ...options,
+    restore: (opened, session) => opened.restoreInto(session, options.names),
+    write: (file, session, progress) => saveTrainingState(file, session, options.names, progress),
+  });
 }
