@@ -7,7 +7,6 @@
 // (as DINO releases it): timm layout, no head, the recipe in its metadata; a resumed pretraining
 // writes the same file, byte for byte, as an uninterrupted one.
 
-import * as fs from 'fs';
 import * as path from 'path';
 import { Observable, defer, from, lastValueFrom, map, of, tap } from 'rxjs';
 import type { CheckpointEvent, EvalEvent, StepEvent } from '../common/events';
@@ -28,8 +27,8 @@ import { dinoCheckpoint } from './loop/dinoCheckpoint';
 import { LoopJob, runJobLoop } from './loop/jobLoop';
 import { evaluationSchedule } from './loop/schedule';
 import { transformFor } from './prepare';
-import { LoadedPretrain, PretrainEndEvent, PretrainOptions, PretrainResult, PretrainStatus, pretrainFingerprint, startFolder } from './pretrainFolder';
-import { CHECKPOINT_FOLDER, ResumeError, trimCsv } from './resume';
+import { LoadedPretrain, PretrainEndEvent, PretrainOptions, PretrainResult, PretrainStatus, PRETRAIN_CHECKPOINT, PretrainProgress, openPretrainCheckpoint, pretrainFingerprint, startFolder } from './pretrainFolder';
+import { CHECKPOINT_FOLDER } from './resume';
 import { resolveTrain } from './spec';
 
 /** A step's event with DINO's own measurements. */
@@ -42,22 +41,8 @@ export type DinoPretrainEvent = DinoStepEvent | EvalEvent | CheckpointEvent | Pr
 /** The k of the k-NN monitor (DINO's usual choice) and its temperature. */
 export const DINO_MONITOR_K = 20;
 const MONITOR_TEMPERATURE = 0.07;
-const CHECKPOINT_FILE = 'pretrain.safetensors';
 const METRIC_COLUMNS = ['run', 'step', 'epoch', 'loss', 'lr', 'weight_decay', 'teacher_temperature', 'teacher_momentum', 'teacher_entropy', 'teacher_batch_entropy', 'images_per_second'] as const;
 const EVAL_COLUMNS = ['run', 'step', 'knn20', 'seconds'] as const;
-
-interface DinoProgress {
-  readonly fingerprint: string;
-  readonly knn?: number;
-  readonly seconds: number;
-}
-
-function parseProgress(file: string, extra: unknown): DinoProgress {
-  const value = extra as Partial<Record<keyof DinoProgress, unknown>> | null;
-  const ok = typeof value === 'object' && value !== null && typeof value.fingerprint === 'string' && typeof value.seconds === 'number' && (value.knn === undefined || typeof value.knn === 'number');
-  if (!ok) throw new ResumeError(file, 'its pretraining progress record is damaged (expected {fingerprint, seconds, knn?})');
-  return value as DinoProgress;
-}
 
 function dinoMeasurements(trained: TrainedStep): DinoTrainedStep['dino'] {
   if (!('dino' in trained)) throw new Error(`step ${trained.step} came from another trainer than DINO's`);
@@ -79,25 +64,7 @@ interface DinoData {
   readonly baseTransform: ReturnType<typeof transformFor>;
   readonly evaluation?: EvaluationData;
   readonly output: string;
-  readonly opened?: { readonly state: DinoStateFile; readonly progress: DinoProgress };
-}
-
-function openCheckpoint(outDir: string, loaded: LoadedPretrain): DinoData['opened'] {
-  const file = path.join(outDir, CHECKPOINT_FOLDER, CHECKPOINT_FILE);
-  const state = fs.existsSync(file) ? DinoStateFile.open(file) : undefined;
-  try {
-    const progress = state ? parseProgress(file, state.header.extra) : undefined;
-    const expected = pretrainFingerprint(loaded.spec);
-    if (progress && progress.fingerprint !== expected) {
-      throw new ResumeError(file, `was written for other settings (fingerprint ${progress.fingerprint}, the spec gives ${expected}); delete it to pretrain from the start`);
-    }
-    const kept = state?.header.step ?? 0;
-    for (const name of ['metrics.csv', 'evals.csv']) trimCsv(path.join(outDir, name), (row) => Number(row.step) <= kept, []);
-    return state && progress ? { state, progress } : undefined;
-  } catch (error) {
-    state?.close();
-    throw error;
-  }
+  readonly opened?: { readonly state: DinoStateFile; readonly progress: PretrainProgress };
 }
 
 async function prepareDino(stages: Pick<Stages, 'dataset'>, loaded: LoadedPretrain, options: PretrainOptions): Promise<DinoData> {
@@ -131,7 +98,7 @@ async function prepareDino(stages: Pick<Stages, 'dataset'>, loaded: LoadedPretra
     train.seed,
   );
   try {
-    const opened = options.resume ? openCheckpoint(options.outDir, loaded) : undefined;
+    const opened = options.resume ? openPretrainCheckpoint(options.outDir, loaded.spec, (file) => DinoStateFile.open(file)) : undefined;
     return { models, dino, train, source, crops, baseTransform, evaluation, output: path.resolve(baseDir, spec.output), opened };
   } catch (error) {
     models.dispose();
@@ -146,7 +113,7 @@ function dinoPretrainJob(stages: Pick<Stages, 'dataset' | 'evaluator'>, loaded: 
   const started = Date.now();
   const fromStep = opened?.state.header.step ?? 0;
   const seconds = () => (opened?.progress.seconds ?? 0) + (Date.now() - started) / 1000;
-  if (opened?.progress.knn !== undefined) result.knn = opened.progress.knn;
+  if (opened?.progress.measure !== undefined) result.knn = opened.progress.measure;
   const every = data.evaluation ? (spec.evaluate?.every ?? 0) : 0;
   const end = (status: PretrainStatus, step: number, note?: string): PretrainEndEvent => ({ kind: 'pretrain-end', status, step, note });
   const evaluation = data.evaluation;
@@ -182,10 +149,10 @@ function dinoPretrainJob(stages: Pick<Stages, 'dataset' | 'evaluator'>, loaded: 
     }),
     followUps: evaluation ? [{ due: evaluationSchedule(every, train.steps), run: (trained) => monitor(trained.step) }] : [],
     checkpoint: dinoCheckpoint<DinoPretrainEvent>({
-      file: path.join(options.outDir, CHECKPOINT_FOLDER, CHECKPOINT_FILE),
+      file: path.join(options.outDir, CHECKPOINT_FOLDER, PRETRAIN_CHECKPOINT),
       every: spec.train.checkpointEvery ?? (every > 0 ? every : Math.max(1, Math.ceil(train.steps / 10))),
       opened: opened?.state,
-      progress: (): DinoProgress => ({ fingerprint: pretrainFingerprint(spec), knn: Number.isNaN(result.knn) ? undefined : result.knn, seconds: seconds() }),
+      progress: (): PretrainProgress => ({ fingerprint: pretrainFingerprint(spec), measure: Number.isNaN(result.knn) ? undefined : result.knn, seconds: seconds() }),
       event: (step, file) => ({ kind: 'checkpoint', method: spec.name, seed: train.seed, step, file }),
     }),
     stop: options.stop,

@@ -10,7 +10,6 @@
 
 import { isLeft } from 'fp-ts/Either';
 import * as t from 'io-ts';
-import * as fs from 'fs';
 import * as path from 'path';
 import { Observable, defer, from, lastValueFrom, map, of, tap } from 'rxjs';
 import type { CheckpointEvent, EvalEvent, StepEvent } from '../common/events';
@@ -25,9 +24,9 @@ import { LoopJob, runJobLoop } from './loop/jobLoop';
 import { trainingStateCheckpoint } from './loop/checkpoint';
 import { evaluationSchedule } from './loop/schedule';
 import { transformFor } from './prepare';
-import { PretrainSpec, decodePretrain, supervisedTest } from './pretrainSpec';
-import { LoadedPretrain, PRETRAIN_RECORD, PRETRAIN_RECORD_FORMAT, PretrainEndEvent, PretrainOptions, PretrainResult, PretrainStatus, pretrainFingerprint, startFolder } from './pretrainFolder';
-import { CHECKPOINT_FOLDER, ResumeError, readRecordFile, trimCsv } from './resume';
+import { decodePretrain, supervisedTest } from './pretrainSpec';
+import { LoadedPretrain, PRETRAIN_RECORD, PRETRAIN_RECORD_FORMAT, PretrainEndEvent, PretrainOptions, PretrainResult, PretrainStatus, PRETRAIN_CHECKPOINT, PretrainProgress, openPretrainCheckpoint, pretrainFingerprint, startFolder } from './pretrainFolder';
+import { CHECKPOINT_FOLDER, ResumeError, readRecordFile } from './resume';
 import { closed, formatErrors } from './codecs';
 import { resolveTrain } from './spec';
 
@@ -36,42 +35,8 @@ export { PRETRAIN_RECORD, PRETRAIN_RECORD_FORMAT, pretrainFingerprint };
 
 export type PretrainEvent = StepEvent | EvalEvent | CheckpointEvent | PretrainEndEvent;
 
-const CHECKPOINT_FILE = 'pretrain.safetensors';
 const METRIC_COLUMNS = ['run', 'step', 'epoch', 'loss', 'lr', 'images_per_second'] as const;
 const EVAL_COLUMNS = ['run', 'step', 'test_accuracy', 'seconds'] as const;
-
-/** What a pretraining checkpoint records beside the training state. */
-interface PretrainProgress {
-  readonly fingerprint: string;
-  readonly testAccuracy?: number;
-  readonly seconds: number;
-}
-
-function parseProgress(file: string, extra: unknown): PretrainProgress {
-  const value = extra as Partial<Record<keyof PretrainProgress, unknown>> | null;
-  const ok =
-    typeof value === 'object' && value !== null && typeof value.fingerprint === 'string' && typeof value.seconds === 'number' && (value.testAccuracy === undefined || typeof value.testAccuracy === 'number');
-  if (!ok) throw new ResumeError(file, 'its pretraining progress record is damaged (expected {fingerprint, seconds, testAccuracy?})');
-  return value as PretrainProgress;
-}
-
-/** Opens the folder's checkpoint for this spec (none: from the start) and trims the CSVs back to its step. */
-function openCheckpoint(outDir: string, spec: PretrainSpec): { state: TrainingStateFile; progress: PretrainProgress } | undefined {
-  const file = path.join(outDir, CHECKPOINT_FOLDER, CHECKPOINT_FILE);
-  const state = fs.existsSync(file) ? TrainingStateFile.open(file) : undefined;
-  try {
-    const progress = state ? parseProgress(file, state.header.extra) : undefined;
-    if (progress && progress.fingerprint !== pretrainFingerprint(spec)) {
-      throw new ResumeError(file, `was written for other settings (fingerprint ${progress.fingerprint}, the spec gives ${pretrainFingerprint(spec)}); delete it to pretrain from the start`);
-    }
-    const kept = state?.header.step ?? 0;
-    for (const name of ['metrics.csv', 'evals.csv']) trimCsv(path.join(outDir, name), (row) => Number(row.step) <= kept, []);
-    return state && progress ? { state, progress } : undefined;
-  } catch (error) {
-    state?.close();
-    throw error;
-  }
-}
 
 /** The pretraining as a LoopJob: a supervised objective on a freshly initialised ViT. */
 function supervisedPretrainJob(stages: Pick<Stages, 'dataset' | 'trainer' | 'evaluator'>, loaded: LoadedPretrain, data: PretrainData, options: PretrainOptions, result: { testAccuracy: number }): LoopJob<PretrainEvent> {
@@ -81,7 +46,7 @@ function supervisedPretrainJob(stages: Pick<Stages, 'dataset' | 'trainer' | 'eva
   const { opened } = data;
   const fromStep = opened?.state.header.step ?? 0;
   const seconds = () => (opened?.progress.seconds ?? 0) + (Date.now() - started) / 1000;
-  if (opened?.progress.testAccuracy !== undefined) result.testAccuracy = opened.progress.testAccuracy;
+  if (opened?.progress.measure !== undefined) result.testAccuracy = opened.progress.measure;
   const model = data.model;
   const named = model.namedParameters();
   const every = spec.evaluate?.every ?? 0;
@@ -110,11 +75,11 @@ function supervisedPretrainJob(stages: Pick<Stages, 'dataset' | 'trainer' | 'eva
       },
     ],
     checkpoint: trainingStateCheckpoint<PretrainEvent>({
-      file: path.join(options.outDir, CHECKPOINT_FOLDER, CHECKPOINT_FILE),
+      file: path.join(options.outDir, CHECKPOINT_FOLDER, PRETRAIN_CHECKPOINT),
       every: spec.train.checkpointEvery ?? (every > 0 ? every : Math.max(1, Math.ceil(settings.steps / 10))),
       opened: opened?.state,
       names: named.map(([name]) => name),
-      progress: (): PretrainProgress => ({ fingerprint: pretrainFingerprint(spec), testAccuracy: Number.isNaN(result.testAccuracy) ? undefined : result.testAccuracy, seconds: seconds() }),
+      progress: (): PretrainProgress => ({ fingerprint: pretrainFingerprint(spec), measure: Number.isNaN(result.testAccuracy) ? undefined : result.testAccuracy, seconds: seconds() }),
       event: (step, file) => ({ kind: 'checkpoint', method: spec.name, seed: settings.seed, step, file }),
     }),
     stop: options.stop,
@@ -161,7 +126,7 @@ async function preparePretrain(stages: Pick<Stages, 'dataset'>, loaded: LoadedPr
   const trainTransform = transformFor(spec.preprocess.train ?? 'native', size, normalization);
   try {
     // Before the CSVs are opened for appending: a resume trims them back to the checkpoint.
-    const opened = options.resume ? openCheckpoint(options.outDir, spec) : undefined;
+    const opened = options.resume ? openPretrainCheckpoint(options.outDir, spec, (file) => TrainingStateFile.open(file)) : undefined;
     return { model, train, trainTransform, evaluation, numClasses, output: path.resolve(baseDir, spec.output), opened };
   } catch (error) {
     model.dispose();

@@ -8,7 +8,7 @@ import * as path from 'path';
 import { writeFileAtomic } from '../common/atomicWrite';
 import type { StopSignal } from '../common/stopSignal';
 import type { PretrainSpec } from './pretrainSpec';
-import { CHECKPOINT_FOLDER, canonicalJson } from './resume';
+import { CHECKPOINT_FOLDER, ResumeError, canonicalJson, trimCsv } from './resume';
 
 export type PretrainStatus = 'ok' | 'interrupted' | 'diverged';
 
@@ -65,4 +65,52 @@ export function startFolder(loaded: LoadedPretrain, options: PretrainOptions): v
   for (const name of ['metrics.csv', 'evals.csv', CHECKPOINT_FOLDER]) fs.rmSync(path.join(options.outDir, name), { recursive: true, force: true });
   const record = { format: PRETRAIN_RECORD_FORMAT, spec: loaded.spec, file: loaded.file, baseDir: loaded.baseDir };
   writeFileAtomic(path.join(options.outDir, PRETRAIN_RECORD), `${JSON.stringify(record, null, 2)}\n`);
+}
+
+/** The checkpoint file of an unfinished pretraining, in its folder's checkpoints/. */
+export const PRETRAIN_CHECKPOINT = 'pretrain.safetensors';
+
+/**
+ * What a pretraining checkpoint records beside its state: the spec's fingerprint, the seconds so
+ * far, and the objective's last measurement (test accuracy, or the k-NN monitor's accuracy).
+ */
+export interface PretrainProgress {
+  readonly fingerprint: string;
+  readonly seconds: number;
+  readonly measure?: number;
+}
+
+function parseProgress(file: string, extra: unknown): PretrainProgress {
+  const value = extra as Partial<Record<keyof PretrainProgress, unknown>> | null;
+  const ok = typeof value === 'object' && value !== null && typeof value.fingerprint === 'string' && typeof value.seconds === 'number' && (value.measure === undefined || typeof value.measure === 'number');
+  if (!ok) throw new ResumeError(file, 'its pretraining progress record is damaged (expected {fingerprint, seconds, measure?})');
+  return value as PretrainProgress;
+}
+
+/** A state file opened by an objective (its header holds the completed step and the progress record). */
+export interface OpenedPretrainState {
+  readonly header: { readonly step: number; readonly extra: unknown };
+  close(): void;
+}
+
+/**
+ * Opens the folder's checkpoint with `open` and checks it against the spec (none there: from the
+ * start), then trims metrics.csv and evals.csv back to its step. Call before opening the CSVs.
+ */
+export function openPretrainCheckpoint<F extends OpenedPretrainState>(outDir: string, spec: PretrainSpec, open: (file: string) => F): { state: F; progress: PretrainProgress } | undefined {
+  const file = path.join(outDir, CHECKPOINT_FOLDER, PRETRAIN_CHECKPOINT);
+  const state = fs.existsSync(file) ? open(file) : undefined;
+  try {
+    const progress = state ? parseProgress(file, state.header.extra) : undefined;
+    const expected = pretrainFingerprint(spec);
+    if (progress && progress.fingerprint !== expected) {
+      throw new ResumeError(file, `was written for other settings (fingerprint ${progress.fingerprint}, the spec gives ${expected}); delete it to pretrain from the start`);
+    }
+    const kept = state?.header.step ?? 0;
+    for (const name of ['metrics.csv', 'evals.csv']) trimCsv(path.join(outDir, name), (row) => Number(row.step) <= kept, []);
+    return state && progress ? { state, progress } : undefined;
+  } catch (error) {
+    state?.close();
+    throw error;
+  }
 }
