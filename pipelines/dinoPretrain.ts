@@ -8,11 +8,10 @@
 // writes the same file, byte for byte, as an uninterrupted one.
 
 import * as path from 'path';
-import { Observable, defer, from, lastValueFrom, map, of, tap } from 'rxjs';
+import { Observable, defer, from, map, of } from 'rxjs';
 import type { CheckpointEvent, EvalEvent, StepEvent } from '../common/events';
 import { saveVit } from '../models/checkpoint/vitCheckpoint';
 import { EvaluationData } from '../stages/evaluator/stage';
-import { CsvLog } from '../stages/reporter/csvLog';
 import { DinoModels } from '../stages/trainer/dino/models';
 import { MultiCrop } from '../stages/trainer/dino/multiCrop';
 import { DinoSession, DinoTrainSettings } from '../stages/trainer/dino/session';
@@ -27,7 +26,7 @@ import { dinoCheckpoint } from './loop/dinoCheckpoint';
 import { LoopJob, runJobLoop } from './loop/jobLoop';
 import { evaluationSchedule } from './loop/schedule';
 import { transformFor } from './prepare';
-import { LoadedPretrain, PretrainEndEvent, PretrainOptions, PretrainResult, PretrainStatus, PRETRAIN_CHECKPOINT, PretrainProgress, openPretrainCheckpoint, pretrainFingerprint, startFolder } from './pretrainFolder';
+import { LoadedPretrain, PretrainEndEvent, PretrainOptions, PretrainResult, PretrainStatus, PRETRAIN_CHECKPOINT, PretrainProgress, openPretrainCheckpoint, pretrainFingerprint, PretrainLogs, runPretraining, startFolder } from './pretrainFolder';
 import { CHECKPOINT_FOLDER } from './resume';
 import { resolveTrain } from './spec';
 
@@ -186,27 +185,18 @@ export async function pretrainDino(stages: Pick<Stages, 'dataset' | 'evaluator'>
   const result = { knn: NaN };
   const steps = data.train.steps;
   const logEvery = Math.max(1, Math.floor(steps / 20));
-  let metrics: CsvLog<Record<(typeof METRIC_COLUMNS)[number], string | number>> | undefined;
-  let evals: CsvLog<Record<(typeof EVAL_COLUMNS)[number], string | number>> | undefined;
   try {
-    try {
-      metrics = new CsvLog(path.join(options.outDir, 'metrics.csv'), METRIC_COLUMNS);
-      evals = new CsvLog(path.join(options.outDir, 'evals.csv'), EVAL_COLUMNS);
-    } catch (error) {
-      data.opened?.state.close(); // the job loop, which would have closed it, never starts
-      throw error;
-    }
     const { crops, outDim } = data.dino;
     options.log(
       `DINO pretraining '${spec.name}': ${data.models.teacher.parameterCount().toLocaleString('en-US')} backbone parameters, K = ${outDim}, on ${data.source.description} (labels unused), ` +
         `2 global views at ${spec.preprocess.size} px + ${crops.localCrops} local at ${crops.localSize} px, ${steps} steps`,
     );
     let entropy = NaN;
-    const record = (event: DinoPretrainEvent) => {
+    const record = (event: DinoPretrainEvent, logs: PretrainLogs<(typeof METRIC_COLUMNS)[number], (typeof EVAL_COLUMNS)[number]>) => {
       if (event.kind === 'step') {
         const { dino } = event;
         entropy = dino.teacherEntropy;
-        metrics?.append({
+        logs.metrics.append({
           run: spec.name,
           step: event.step,
           epoch: event.epoch,
@@ -224,12 +214,12 @@ export async function pretrainDino(stages: Pick<Stages, 'dataset' | 'evaluator'>
         }
       } else if (event.kind === 'eval') {
         const knn = event.retention?.[DINO_MONITOR_K] ?? NaN;
-        evals?.append({ run: spec.name, step: event.step, knn20: knn, seconds: event.seconds });
+        logs.evals.append({ run: spec.name, step: event.step, knn20: knn, seconds: event.seconds });
         options.log(`  k-NN@${DINO_MONITOR_K} of the teacher ${knn.toFixed(2)}% at step ${event.step} (teacher entropy ${entropy.toFixed(3)})`);
       }
     };
-    const last = await lastValueFrom(runJobLoop<DinoPretrainEvent, DinoSession>(() => dinoPretrainJob(stages, loaded, data, options, result)).pipe(tap(record)), { defaultValue: undefined });
-    const end = last?.kind === 'pretrain-end' ? last : undefined;
+    const columns = { metrics: METRIC_COLUMNS, evals: EVAL_COLUMNS };
+    const end = await runPretraining(options.outDir, columns, data.opened?.state, record, () => runJobLoop<DinoPretrainEvent, DinoSession>(() => dinoPretrainJob(stages, loaded, data, options, result)));
     return {
       status: end?.status ?? 'ok',
       output: data.output,
@@ -241,8 +231,6 @@ export async function pretrainDino(stages: Pick<Stages, 'dataset' | 'evaluator'>
       note: end?.note,
     };
   } finally {
-    metrics?.close();
-    evals?.close();
     data.models.dispose();
   }
 }

@@ -11,12 +11,11 @@
 import { isLeft } from 'fp-ts/Either';
 import * as t from 'io-ts';
 import * as path from 'path';
-import { Observable, defer, from, lastValueFrom, map, of, tap } from 'rxjs';
+import { Observable, defer, from, map, of } from 'rxjs';
 import type { CheckpointEvent, EvalEvent, StepEvent } from '../common/events';
 import { saveVit } from '../models/checkpoint/vitCheckpoint';
 import { VisionTransformer } from '../models/vit/visionTransformer';
 import { EvaluationData } from '../stages/evaluator/stage';
-import { CsvLog } from '../stages/reporter/csvLog';
 import { TrainingStateFile } from '../stages/trainer/trainingState';
 import { pretrainDino } from './dinoPretrain';
 import type { Stages } from './job';
@@ -25,7 +24,7 @@ import { trainingStateCheckpoint } from './loop/checkpoint';
 import { evaluationSchedule } from './loop/schedule';
 import { transformFor } from './prepare';
 import { decodePretrain, supervisedTest } from './pretrainSpec';
-import { LoadedPretrain, PRETRAIN_RECORD, PRETRAIN_RECORD_FORMAT, PretrainEndEvent, PretrainOptions, PretrainResult, PretrainStatus, PRETRAIN_CHECKPOINT, PretrainProgress, openPretrainCheckpoint, pretrainFingerprint, startFolder } from './pretrainFolder';
+import { LoadedPretrain, PRETRAIN_RECORD, PRETRAIN_RECORD_FORMAT, PretrainEndEvent, PretrainOptions, PretrainResult, PretrainStatus, PRETRAIN_CHECKPOINT, PretrainProgress, openPretrainCheckpoint, pretrainFingerprint, PretrainLogs, runPretraining, startFolder } from './pretrainFolder';
 import { CHECKPOINT_FOLDER, ResumeError, readRecordFile } from './resume';
 import { closed, formatErrors } from './codecs';
 import { resolveTrain } from './spec';
@@ -154,28 +153,19 @@ export async function pretrain(stages: Pick<Stages, 'dataset' | 'trainer' | 'eva
   const result = { testAccuracy: NaN };
   const steps = resolveTrain(spec.train).steps;
   const logEvery = Math.max(1, Math.floor(steps / 20));
-  let metrics: CsvLog<Record<(typeof METRIC_COLUMNS)[number], string | number>> | undefined;
-  let evals: CsvLog<Record<(typeof EVAL_COLUMNS)[number], string | number>> | undefined;
   try {
-    try {
-      metrics = new CsvLog(path.join(options.outDir, 'metrics.csv'), METRIC_COLUMNS);
-      evals = new CsvLog(path.join(options.outDir, 'evals.csv'), EVAL_COLUMNS);
-    } catch (error) {
-      data.opened?.state.close(); // the job loop, which would have closed it, never starts
-      throw error;
-    }
     options.log(`pretraining '${spec.name}': ${data.model.parameterCount().toLocaleString('en-US')} parameters on ${data.train.description} (${data.numClasses} classes), ${steps} steps`);
-    const record = (event: PretrainEvent) => {
+    const record = (event: PretrainEvent, logs: PretrainLogs<(typeof METRIC_COLUMNS)[number], (typeof EVAL_COLUMNS)[number]>) => {
       if (event.kind === 'step') {
-        metrics?.append({ run: spec.name, step: event.step, epoch: event.epoch, loss: event.loss, lr: event.lr, images_per_second: event.imagesPerSecond });
+        logs.metrics.append({ run: spec.name, step: event.step, epoch: event.epoch, loss: event.loss, lr: event.lr, images_per_second: event.imagesPerSecond });
         if (event.step % logEvery === 0) options.log(`  step ${event.step}/${steps} loss ${event.loss.toFixed(4)} lr ${event.lr.toPrecision(3)} ${event.imagesPerSecond.toFixed(1)} img/s`);
       } else if (event.kind === 'eval') {
-        evals?.append({ run: spec.name, step: event.step, test_accuracy: event.newTaskAccuracy ?? NaN, seconds: event.seconds });
+        logs.evals.append({ run: spec.name, step: event.step, test_accuracy: event.newTaskAccuracy ?? NaN, seconds: event.seconds });
         options.log(`  test accuracy ${(event.newTaskAccuracy ?? NaN).toFixed(2)}% at step ${event.step}`);
       }
     };
-    const last = await lastValueFrom(runJobLoop(() => supervisedPretrainJob(stages, loaded, data, options, result)).pipe(tap(record)), { defaultValue: undefined });
-    const end = last?.kind === 'pretrain-end' ? last : undefined;
+    const columns = { metrics: METRIC_COLUMNS, evals: EVAL_COLUMNS };
+    const end = await runPretraining(options.outDir, columns, data.opened?.state, record, () => runJobLoop(() => supervisedPretrainJob(stages, loaded, data, options, result)));
     return {
       status: end?.status ?? 'ok',
       output: data.output,
@@ -186,8 +176,6 @@ export async function pretrain(stages: Pick<Stages, 'dataset' | 'trainer' | 'eva
       note: end?.note,
     };
   } finally {
-    metrics?.close();
-    evals?.close();
     data.model.dispose();
   }
 }

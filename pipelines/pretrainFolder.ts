@@ -6,7 +6,9 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic } from '../common/atomicWrite';
+import { Observable, lastValueFrom, tap } from 'rxjs';
 import type { StopSignal } from '../common/stopSignal';
+import { CsvLog, CsvValue } from '../stages/reporter/csvLog';
 import type { PretrainSpec } from './pretrainSpec';
 import { CHECKPOINT_FOLDER, ResumeError, canonicalJson, trimCsv } from './resume';
 
@@ -112,5 +114,47 @@ export function openPretrainCheckpoint<F extends OpenedPretrainState>(outDir: st
   } catch (error) {
     state?.close();
     throw error;
+  }
+}
+
+function isPretrainEnd(event: { readonly kind: string }): event is PretrainEndEvent {
+  return event.kind === 'pretrain-end';
+}
+
+/** A pretraining's two CSVs, open for appending. */
+export interface PretrainLogs<M extends string, V extends string> {
+  readonly metrics: CsvLog<Record<M, CsvValue>>;
+  readonly evals: CsvLog<Record<V, CsvValue>>;
+}
+
+/**
+ * Runs a pretraining's job loop with its rows going to metrics.csv and evals.csv as they come
+ * (`record` writes them), and returns the end event. Open the checkpoint (openPretrainCheckpoint,
+ * which trims the CSVs) before calling; it is closed here if the CSVs cannot be opened, since the
+ * loop that would close it then never starts.
+ */
+export async function runPretraining<E extends { readonly kind: string }, M extends string, V extends string>(
+  outDir: string,
+  columns: { readonly metrics: readonly M[]; readonly evals: readonly V[] },
+  opened: OpenedPretrainState | undefined,
+  record: (event: E, logs: PretrainLogs<M, V>) => void,
+  loop: () => Observable<E>,
+): Promise<PretrainEndEvent | undefined> {
+  let metrics: CsvLog<Record<M, CsvValue>> | undefined;
+  let evals: CsvLog<Record<V, CsvValue>> | undefined;
+  try {
+    try {
+      metrics = new CsvLog(path.join(outDir, 'metrics.csv'), columns.metrics);
+      evals = new CsvLog(path.join(outDir, 'evals.csv'), columns.evals);
+    } catch (error) {
+      opened?.close();
+      throw error;
+    }
+    const logs = { metrics, evals };
+    const last = await lastValueFrom(loop().pipe(tap((event) => record(event, logs))), { defaultValue: undefined });
+    return last !== undefined && isPretrainEnd(last) ? last : undefined;
+  } finally {
+    metrics?.close();
+    evals?.close();
   }
 }
