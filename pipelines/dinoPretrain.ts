@@ -215,7 +215,8 @@ export async function pretrainDino(stages: Pick<Stages, 'dataset' | 'evaluator'>
       } else if (event.kind === 'eval') {
         const knn = event.retention?.[DINO_MONITOR_K] ?? NaN;
         logs.evals.append({ run: spec.name, step: event.step, knn20: knn, seconds: event.seconds });
-        options.log(`  k-NN@${DINO_MONITOR_K} of the teacher ${knn.toFixed(2)}% at step ${event.step} (teacher entropy ${entropy.toFixed(3)})`);
+        // No step has measured the teacher's entropy before the first evaluation.
+        options.log(`  k-NN@${DINO_MONITOR_K} of the teacher ${knn.toFixed(2)}% at step ${event.step}${Number.isNaN(entropy) ? '' : ` (teacher entropy ${entropy.toFixed(3)})`}`);
       }
     };
     const columns = { metrics: METRIC_COLUMNS, evals: EVAL_COLUMNS };

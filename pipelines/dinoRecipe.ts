@@ -18,6 +18,7 @@ export function resolveDino(spec: PretrainSpec): DinoSettings {
     hiddenDim: dino.hiddenDim ?? d.hiddenDim,
     bottleneckDim: dino.bottleneckDim ?? d.bottleneckDim,
     normLastLayer: dino.normLastLayer ?? d.normLastLayer,
+    batchNorm: dino.batchNorm ?? d.batchNorm,
     freezeLastLayerSteps: dino.freezeLastLayerSteps ?? d.freezeLastLayerSteps,
     studentTemperature: dino.studentTemperature ?? d.studentTemperature,
     teacherTemperature: { ...d.teacherTemperature, ...dino.teacherTemperature },

@@ -24,6 +24,7 @@ export const DinoSpec = closed(
     hiddenDim: PositiveInt,
     bottleneckDim: PositiveInt,
     normLastLayer: t.boolean,
+    batchNorm: t.boolean,
     freezeLastLayerSteps: NonNegativeInt,
     studentTemperature: PositiveNumber,
     teacherTemperature: closed('teacherTemperature', {}, { start: PositiveNumber, end: PositiveNumber, warmupSteps: NonNegativeInt }),

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import { AdamW } from '../../stages/trainer/optimizer';
 import { dinoLoss, teacherDistribution, teacherEntropies, updatedCenter } from '../../stages/trainer/dino/loss';
+import { batchNormalize } from '../../stages/trainer/dino/head';
 import { DinoModels } from '../../stages/trainer/dino/models';
 import { MultiCrop } from '../../stages/trainer/dino/multiCrop';
 import { cosineSchedule, teacherMomentum, teacherTemperature } from '../../stages/trainer/dino/schedules';
@@ -150,6 +151,40 @@ describe('DINO: loss, schedules, teacher EMA, session', () => {
       session.dispose();
       models.dispose();
     }
+  });
+
+  it("the head's batch normalisation (use_bn_in_head): columns standardised by the batch's mean and biased variance, PyTorch's names, applied once over every view", () => {
+    const x = tf.tensor2d([[1, 10], [2, 10], [6, 13]]);
+    const out = batchNormalize(x, tf.tensor1d([2, 1]), tf.tensor1d([0, 0.5]));
+    // column 0: mean 3, variance (4 + 1 + 9) / 3; column 1: mean 11, variance (1 + 1 + 4) / 3
+    const s0 = Math.sqrt(14 / 3 + 1e-5);
+    const s1 = Math.sqrt(2 + 1e-5);
+    expect(maxAbsDifference(out, [(2 * -2) / s0, -1 / s1 + 0.5, (2 * -1) / s0, -1 / s1 + 0.5, (2 * 3) / s0, 2 / s1 + 0.5])).to.be.below(1e-5);
+    tf.dispose([x, out]);
+    const settings = { ...SETTINGS, batchNorm: true };
+    const models = DinoModels.init(CONFIG, settings, 3);
+    const names = models.studentParameters().map(([name]) => name).filter((name) => name.startsWith('head.'));
+    expect(names).to.deep.equal(['head.mlp.0.weight', 'head.mlp.0.bias', 'head.mlp.1.weight', 'head.mlp.1.bias', 'head.mlp.3.weight', 'head.mlp.3.bias', 'head.mlp.4.weight', 'head.mlp.4.bias', 'head.mlp.6.weight', 'head.mlp.6.bias', 'head.last_layer.weight_v']);
+    // One head call over globals and locals together: a view's logits depend on the other views through the batch statistics.
+    const { globals, locals } = views(40);
+    const together = models.studentLogits(globals, locals);
+    const alone = models.studentLogits(globals, null);
+    expect(together.shape).to.deep.equal([8, settings.outDim]);
+    expect(maxAbsDifference(tf.slice(together, 0, 4), alone)).to.be.above(1e-4);
+    const session = new DinoSession({ models, dino: settings, train: TRAIN });
+    session.step(globals, locals); // the warm-up's first step has learning rate 0
+    session.step(globals, locals);
+    const gammaAt = models.studentParameters().findIndex(([name]) => name === 'head.mlp.1.weight');
+    expect(maxAbsDifference(models.studentParameters()[gammaAt][1], [...Array(settings.hiddenDim)].map(() => 1)), 'the scale trains').to.be.above(0);
+    expect(
+      tensorLeak(() => {
+        session.step(globals, locals);
+      }),
+      'tensors left by a DINO step with batch normalisation',
+    ).to.equal(0);
+    tf.dispose([globals, locals, together, alone]);
+    session.dispose();
+    models.dispose();
   });
 
   it('clips each gradient to the norm on its own; decay groups leave biases, norms, cls token and position embedding undecayed', () => {

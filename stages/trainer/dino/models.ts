@@ -18,7 +18,7 @@ export class DinoModels {
   ) {}
 
   /** A seeded backbone without a classification head, its DINO head, and the teacher's copies. */
-  static init(config: Omit<VitConfig, 'numClasses'>, settings: Pick<DinoSettings, 'outDim' | 'hiddenDim' | 'bottleneckDim' | 'normLastLayer'>, seed: number): DinoModels {
+  static init(config: Omit<VitConfig, 'numClasses'>, settings: Pick<DinoSettings, 'outDim' | 'hiddenDim' | 'bottleneckDim' | 'normLastLayer' | 'batchNorm'>, seed: number): DinoModels {
     const student = VisionTransformer.init({ ...config, numClasses: 0 }, { seed });
     // The head's seeds follow the backbone's range (a ViT draws fewer than 1000 seeds).
     const head = DinoHead.init({ inDim: config.width, ...settings }, seedSource(seed + 1000));
@@ -33,6 +33,18 @@ export class DinoModels {
   /** The teacher's, in the same order as studentParameters. */
   teacherParameters(): NamedParameter[] {
     return [...this.teacher.namedParameters(), ...prefixed('head', this.teacherHead.namedParameters())];
+  }
+
+  /**
+   * The student's logits for the global views and then the local ones: the head runs once on
+   * every view's class token, as DINO's MultiCropWrapper does (its batch normalisation, when
+   * present, sees all the views together).
+   */
+  studentLogits(globals: tf.Tensor4D, locals: tf.Tensor4D | null): tf.Tensor2D {
+    return tf.tidy(() => {
+      const features = this.student.embedCls(globals);
+      return this.studentHead.forward(locals ? tf.concat([features, this.student.embedCls(locals)], 0) : features);
+    });
   }
 
   /** The teacher's logits for images (no gradient). */

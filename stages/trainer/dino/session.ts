@@ -105,11 +105,10 @@ export class DinoSession {
     const views = 2 + (locals ? locals.shape[0] / batch : 0);
     const scheduled = this.schedules(this.completedSteps);
     const teacherLogits = models.teacherLogits(globals);
-    const { value, grads } = tf.variableGrads(() => {
-      const studentGlobal = models.studentHead.forward(models.student.embedCls(globals));
-      const studentLogits = locals ? tf.concat([studentGlobal, models.studentHead.forward(models.student.embedCls(locals))], 0) : studentGlobal;
-      return dinoLoss(studentLogits, teacherLogits, this.center, { views, studentTemperature: dino.studentTemperature, teacherTemperature: scheduled.teacherTemperature });
-    }, this.trainable as tf.Variable[]);
+    const { value, grads } = tf.variableGrads(
+      () => dinoLoss(models.studentLogits(globals, locals), teacherLogits, this.center, { views, studentTemperature: dino.studentTemperature, teacherTemperature: scheduled.teacherTemperature }),
+      this.trainable as tf.Variable[],
+    );
     const ordered = this.trainable.map((variable) => grads[variable.name]);
     const loss = value.dataSync()[0];
     value.dispose();

@@ -33,6 +33,12 @@ export interface DinoSettings {
   readonly bottleneckDim: number;
   /** Weight norm's gain fixed to 1 on the last layer (else it trains, starting at 1). */
   readonly normLastLayer: boolean;
+  /**
+   * A batch normalisation after each hidden layer of the head (DINO's use_bn_in_head, off for its
+   * ViTs). It lets a small backbone whose class tokens start nearly alike escape the uniform
+   * collapse: the head sees each feature's deviation across the batch, not its shared value.
+   */
+  readonly batchNorm: boolean;
   /** The last layer does not train during the first this many steps. */
   readonly freezeLastLayerSteps: number;
   readonly studentTemperature: number;
@@ -54,6 +60,7 @@ export const DINO_DEFAULTS = {
   hiddenDim: 2048,
   bottleneckDim: 256,
   normLastLayer: true,
+  batchNorm: false,
   freezeLastLayerSteps: 0,
   studentTemperature: 0.1,
   teacherTemperature: { start: 0.04, end: 0.07, warmupSteps: 0 },
