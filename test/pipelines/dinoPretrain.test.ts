@@ -146,7 +146,9 @@ describe('DINO pretraining (objective "dino")', function () {
     const example = loadPretrainFile(path.join(REPO_ROOT, 'pipelines', 'pretrain-dino-digits.json')).spec;
     expect(example.objective).to.equal('dino');
     expect(example.dino?.augment?.flip).to.equal(false);
-    expect(example.data.retention).to.deep.equal({ bank: 'mnist:train?classes=0-4&perClass=400', query: 'mnist:test?classes=0-4' });
+    // The monitor the recipe was chosen on is a validation split of the train images, never the test split.
+    expect(example.data.retention).to.deep.equal({ bank: 'mnist:train?classes=0-4&perClass=400', query: 'mnist:train?classes=0-4&skipPerClass=600' });
+    expect(example.dino?.batchNorm).to.equal(true);
     expect(loadPretrainFile(path.join(REPO_ROOT, 'pipelines', 'pretrain-digits.json')).spec.objective).to.equal(undefined);
   });
 });
