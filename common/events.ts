@@ -12,6 +12,8 @@ export interface RunStartEvent {
   /** The k of the k-NN evaluations, and the one the table reports. */
   readonly knnK: readonly number[];
   readonly knnHeadline: number;
+  /** Linear-probe retention is measured too (evaluate.linearProbe): evals.csv gets its column. */
+  readonly linearProbe?: boolean;
   /** Continuing an interrupted run in the same folder (vitpeft run --resume). */
   readonly resumed?: boolean;
 }
@@ -40,6 +42,8 @@ export interface EvalEvent {
   readonly retention?: Readonly<Record<number, number>>;
   /** The same with adapters removed / added blocks bypassed (LoRA and block expansion). */
   readonly retentionUnplugged?: Readonly<Record<number, number>>;
+  /** Linear-probe accuracy (%) on the retention queries: a logistic regression fitted on the bank's features. */
+  readonly retentionLinear?: number;
   /** Accuracy (%) of the pretrained checkpoint's own head on the retention queries, on current features. */
   readonly frozenHeadAccuracy?: number;
   /** Measurements a custom evaluator adds, by name (not written to evals.csv; subscribers see them here). */
@@ -66,6 +70,8 @@ export interface MethodResult {
   readonly newTaskBest?: number;
   readonly retentionAccuracy?: number;
   readonly retentionUnplugged?: number;
+  /** Linear-probe retention at the last evaluation (when measured). */
+  readonly retentionLinear?: number;
   readonly frozenHeadAccuracy?: number;
   readonly meanAccuracy?: number;
   readonly seconds: number;

@@ -87,6 +87,23 @@ export function nonEmptyArray<A, O>(item: t.Type<A, O, unknown>, name: string): 
   );
 }
 
+/**
+ * A switch that may also carry settings: true or false, or the settings record (on, with those
+ * settings); anything else is one error. Errors inside the record keep their own paths.
+ */
+export function flagOr<A>(settings: t.Type<A, A, unknown>, description: string): t.Type<boolean | A, boolean | A, unknown> {
+  return new t.Type<boolean | A, boolean | A, unknown>(
+    `true, false or ${description}`,
+    (input): input is boolean | A => typeof input === 'boolean' || settings.is(input),
+    (input, context) => {
+      if (typeof input === 'boolean') return t.success(input);
+      if (typeof input === 'object' && input !== null && !Array.isArray(input)) return settings.validate(input, context);
+      return t.failure(input, context, `expected true, false or ${description}`);
+    },
+    t.identity,
+  );
+}
+
 /** A union told apart by one string field; an unknown tag is one error at that field. */
 export function taggedUnion<K extends string, C extends Record<string, t.Mixed>>(tag: K, members: C, name: string) {
   type A = t.TypeOf<C[keyof C]>;

@@ -45,7 +45,7 @@ class EvaluationRecord {
   }
 
   /** A results row's accuracies; retention at the table's k. */
-  accuracies(headline: number): Pick<MethodResult, 'newTaskAccuracy' | 'newTaskBest' | 'retentionAccuracy' | 'retentionUnplugged' | 'frozenHeadAccuracy' | 'meanAccuracy'> {
+  accuracies(headline: number): Pick<MethodResult, 'newTaskAccuracy' | 'newTaskBest' | 'retentionAccuracy' | 'retentionUnplugged' | 'retentionLinear' | 'frozenHeadAccuracy' | 'meanAccuracy'> {
     const { last, best } = this;
     const retention = last?.retention?.[headline];
     return {
@@ -53,6 +53,7 @@ class EvaluationRecord {
       newTaskBest: best,
       retentionAccuracy: retention,
       retentionUnplugged: last?.retentionUnplugged?.[headline],
+      ...(last?.retentionLinear === undefined ? {} : { retentionLinear: last.retentionLinear }),
       frozenHeadAccuracy: last?.frozenHeadAccuracy,
       meanAccuracy: last?.newTaskAccuracy !== undefined && retention !== undefined ? (last.newTaskAccuracy + retention) / 2 : undefined,
     };

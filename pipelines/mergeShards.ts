@@ -13,6 +13,7 @@ import { Observable, from } from 'rxjs';
 import { writeFileAtomic } from '../common/atomicWrite';
 import { BASELINE, PipelineEvent } from '../common/events';
 import type { ReporterStage } from '../stages/reporter/stage';
+import { linearProbeSettings } from './prepare';
 import { RUN_RECORD, jobKey } from './resume';
 import { GridJob, ShardGrid, ShardGridError } from './shardGrid';
 
@@ -75,6 +76,7 @@ export function mergeShards(grid: ShardGrid, into: string, reporter: ReporterSta
       jobs: grid.jobs.map((job) => ({ method: job.method, seed: job.seed, steps: job.steps })),
       knnK: grid.knn.k,
       knnHeadline: grid.knn.headline,
+      ...(linearProbeSettings(pipelineSpec.evaluate?.linearProbe) ? { linearProbe: true } : {}),
     },
     ...(grid.baseline ? [grid.baseline] : []),
     ...merged.flatMap((job): PipelineEvent[] => [...job.evals, { kind: 'method-end', result: job.result!, restored: true }]),

@@ -13,6 +13,7 @@ import { Transform, TransformSpec, namedTransform, resolveTransform } from '../s
 import { resolveDataPath } from '../stages/dataset/dataUri';
 import { defaultCacheDir } from '../stages/dataset/downloads';
 import type { EvaluationData } from '../stages/evaluator/stage';
+import { DEFAULT_LINEAR_PROBE, LinearProbeSettings } from '../stages/evaluator/linearProbe';
 import type { RunOptions, Stages } from './job';
 import { CHECKPOINT_FOLDER, writeRunRecord } from './resume';
 import { LoadedPipeline } from './spec';
@@ -38,6 +39,12 @@ export function resolveCheckpointPath(given: string, baseDir: string): string {
 export function transformFor(name: string, size: number, normalization?: { mean?: readonly number[]; std?: readonly number[] }): Transform {
   const spec: TransformSpec = namedTransform(name, { size });
   return resolveTransform({ ...spec, mean: normalization?.mean ?? spec.mean, std: normalization?.std ?? spec.std });
+}
+
+/** evaluate.linearProbe as the evaluator's settings: off unless given, defaults filled in. */
+export function linearProbeSettings(given: boolean | Partial<LinearProbeSettings> | undefined): LinearProbeSettings | undefined {
+  if (given === undefined || given === false) return undefined;
+  return { ...DEFAULT_LINEAR_PROBE, ...(given === true ? {} : given) };
 }
 
 /** What every job of a run shares: the base model, the data, the evaluation set-up. */
@@ -85,6 +92,7 @@ export async function prepare(stages: Stages, loaded: LoadedPipeline, options: R
     const retentionTransform = spec.preprocess.retention ? transformFor(spec.preprocess.retention, size) : testTransform;
     const knn = { k: spec.evaluate?.knn?.k ?? [...DEFAULT_KNN.k], temperature: spec.evaluate?.knn?.temperature ?? DEFAULT_KNN.temperature };
     const knnHeadline = spec.evaluate?.knn?.headline ?? (knn.k.includes(DEFAULT_KNN.headline) ? DEFAULT_KNN.headline : knn.k[0]);
+    const linearProbe = linearProbeSettings(spec.evaluate?.linearProbe);
     // The pretrained checkpoint's own head can only be scored on queries labelled in its classes.
     const headClasses = base.head?.outFeatures ?? 0;
     const frozenHead = retention && base.head && retention.query.numClasses <= headClasses ? base.head : null;
@@ -92,6 +100,7 @@ export async function prepare(stages: Stages, loaded: LoadedPipeline, options: R
       test: { source: test, transform: testTransform },
       retention: retention ? { ...retention, transform: retentionTransform } : undefined,
       knn,
+      ...(linearProbe && retention ? { linearProbe } : {}),
       // Capped to what fits beside the base and one job's copy of it (forward only: memory is all it changes).
       // k-NN features beyond a quarter of the machine's memory (at most 2 GiB) go to a file in the run folder.
       featureStore: { memoryBudgetBytes: Math.min(2 * 2 ** 30, os.totalmem() / 4), spillDir: path.join(options.outDir, 'features') },
@@ -111,6 +120,7 @@ export async function prepare(stages: Stages, loaded: LoadedPipeline, options: R
             data: { train: train.description, test: test.description, bank: retention?.bank.description, query: retention?.query.description },
             transforms: { train: trainTransform.description, test: testTransform.description, retention: retentionTransform.description },
             knn: { ...knn, headline: knnHeadline },
+            ...(linearProbe ? { linearProbe } : {}),
           },
         },
         null,

@@ -321,6 +321,11 @@ export function trimCsv(file: string, keep: (row: Record<string, string>) => boo
   return kept.map(({ record }) => record);
 }
 
+/** Linear-probe retention on an event only when measured, so events of runs without it are unchanged. */
+function linearProbe(value: number | undefined): { retentionLinear?: number } {
+  return value === undefined ? {} : { retentionLinear: value };
+}
+
 /** An evals.csv row as a restored eval event (its numbers checked). */
 export function evalFromRow(row: Record<string, string>, file: string): EvalEvent {
   const number = (column: string): number | undefined => {
@@ -354,6 +359,7 @@ export function evalFromRow(row: Record<string, string>, file: string): EvalEven
     newTaskAccuracy: number('new_task_accuracy'),
     retention: byK('retention_k'),
     retentionUnplugged: byK('retention_unplugged_k'),
+    ...linearProbe(number('retention_linear')),
     frozenHeadAccuracy: number('frozen_head_accuracy'),
     seconds: number('seconds') ?? 0,
     restored: true,

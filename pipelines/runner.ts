@@ -54,6 +54,7 @@ function runStart(loaded: LoadedPipeline, options: RunOptions, jobs: readonly Jo
     jobs: jobs.map((job) => ({ method: job.method, seed: job.seed, steps: job.settings.steps })),
     knnK: prepared.evaluation.knn.k,
     knnHeadline: prepared.knnHeadline,
+    ...(prepared.evaluation.linearProbe ? { linearProbe: true } : {}),
     resumed: options.resume === true,
   };
 }

@@ -18,6 +18,7 @@ import {
   Rgb,
   UnitInterval,
   closed,
+  flagOr,
   formatErrors,
   nonEmptyArray,
   oneOf,
@@ -117,6 +118,11 @@ export const PipelineSpec = closed(
         knn: closed('knn', {}, { k: nonEmptyArray(PositiveInt, 'k'), temperature: PositiveNumber, headline: PositiveInt }),
         /** MiB a job may keep of frozen-block activations between its evaluations (0: none). */
         frozenPrefixMB: NonNegativeInt,
+        /**
+         * Linear-probe retention beside k-NN: a logistic regression fitted on the bank's frozen
+         * features, scored on the queries. true (defaults), false, or its settings.
+         */
+        linearProbe: flagOr(closed('linearProbe', {}, { epochs: PositiveInt, weightDecay: NonNegativeNumber }), 'an object with keys epochs, weightDecay'),
       },
     ),
     seeds: PositiveInt,
@@ -184,6 +190,9 @@ export function decodePipeline(input: unknown, file: string): PipelineSpec {
   });
   const knn = spec.evaluate?.knn;
   if (knn?.headline !== undefined && knn.k && !knn.k.includes(knn.headline)) problems.push(`evaluate.knn.headline: ${knn.headline} is not among k [${knn.k.join(', ')}]`);
+  if (spec.evaluate?.linearProbe !== undefined && spec.evaluate.linearProbe !== false && !spec.data.retention) {
+    problems.push('evaluate.linearProbe: linear-probe retention is fitted on the retention bank, but data.retention is not given; add data.retention { bank, query } or remove evaluate.linearProbe');
+  }
   const at = spec.evaluate?.at ?? [];
   at.forEach((step, index) => {
     if (index > 0 && step <= at[index - 1]) problems.push(`evaluate.at[${index}]: ${step} does not come after ${at[index - 1]}; list the steps in increasing order`);

@@ -37,7 +37,7 @@ function widthOf(features: tf.Tensor2D | FeatureStore): number {
 }
 
 /** A store over a tensor's rows (read once), or the store itself. */
-function asStore(features: tf.Tensor2D | FeatureStore): { store: FeatureStore; owned: boolean } {
+export function asStore(features: tf.Tensor2D | FeatureStore): { store: FeatureStore; owned: boolean } {
   if (features instanceof FeatureStore) return { store: features, owned: false };
   const store = new FeatureStore(features.shape[1]);
   store.append(features);

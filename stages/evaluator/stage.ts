@@ -1,7 +1,8 @@
 // The dual evaluator: how well the model does the new task (its head on the test split) and how
 // much of the pretraining domain it still knows (DINO's weighted k-NN on class-token features,
 // the bank recomputed with the current backbone; optionally with adapters/new blocks unplugged,
-// and through the pretrained checkpoint's own head when it had one).
+// and through the pretrained checkpoint's own head when it had one); optionally also a linear
+// probe fitted on the same bank features (linearProbe.ts).
 
 import * as tf from '@tensorflow/tfjs-core';
 import { lastValueFrom, tap } from 'rxjs';
@@ -15,6 +16,7 @@ import { DatasetSource } from '../dataset/source';
 import { Transform } from '../dataset/transforms';
 import { FrozenBatch, FrozenPrefixCache } from './frozenPrefixCache';
 import { knnAccuracy } from './knn';
+import { LinearProbeSettings, linearProbeAccuracy } from './linearProbe';
 import { forwardPrefix } from '../trainer/forward';
 import { FeatureStore, FeatureStoreOptions } from './featureStore';
 
@@ -29,6 +31,8 @@ export interface EvaluationData {
   /** The pretraining domain: bank and queries for k-NN, with their own transform. */
   readonly retention?: { readonly bank: DatasetSource; readonly query: DatasetSource; readonly transform: Transform };
   readonly knn: { readonly k: readonly number[]; readonly temperature: number };
+  /** Also fit a linear probe on the bank's features and score it on the queries (absent: not measured). */
+  readonly linearProbe?: LinearProbeSettings;
   readonly batchSize: number;
   /** Where k-NN features are kept (JS memory up to a budget, then a file): the bank may exceed the backend's memory. */
   readonly featureStore?: FeatureStoreOptions;
@@ -50,6 +54,8 @@ export interface EvaluationResult {
   readonly newTaskAccuracy?: number | undefined;
   readonly retention?: Record<number, number> | undefined;
   readonly retentionUnplugged?: Record<number, number> | undefined;
+  /** Linear-probe accuracy (%) on the retention queries, when data.linearProbe asks for it. */
+  readonly retentionLinear?: number | undefined;
   readonly frozenHeadAccuracy?: number | undefined;
   /** Measurements a custom evaluator adds, by name: they travel on the eval event to subscribers. */
   readonly metrics?: Readonly<Record<string, number>> | undefined;
@@ -169,7 +175,7 @@ export class DualEvaluator implements EvaluatorStage {
     }
   }
 
-  private async retention(model: VisionTransformer, data: EvaluationData, context: ForwardContext, frozenHead?: Linear | null, cache?: FrozenPrefixCache) {
+  private async retention(model: VisionTransformer, data: EvaluationData, context: ForwardContext, frozenHead?: Linear | null, cache?: FrozenPrefixCache, probe = false) {
     const retention = data.retention!;
     const options = { cache, store: data.featureStore };
     const bank = await this.features(model, { source: retention.bank, transform: retention.transform }, data.batchSize, context, null, options);
@@ -178,7 +184,8 @@ export class DualEvaluator implements EvaluatorStage {
       try {
         const numClasses = Math.max(retention.bank.numClasses, retention.query.numClasses);
         const accuracy = knnAccuracy(bank, query, { k: data.knn.k, temperature: data.knn.temperature, numClasses });
-        return { accuracy: Object.fromEntries(accuracy) as Record<number, number>, frozenHeadAccuracy: query.headAccuracy };
+        const linear = probe && data.linearProbe ? linearProbeAccuracy(bank, query, { ...data.linearProbe, numClasses }) : undefined;
+        return { accuracy: Object.fromEntries(accuracy) as Record<number, number>, linear, frozenHeadAccuracy: query.headAccuracy };
       } finally {
         query.features.dispose();
       }
@@ -198,13 +205,17 @@ export class DualEvaluator implements EvaluatorStage {
     }
     let retention: Record<number, number> | undefined;
     let retentionUnplugged: Record<number, number> | undefined;
+    let retentionLinear: number | undefined;
     let frozenHeadAccuracy: number | undefined;
     if (request.retention && data.retention) {
-      const current = await this.retention(model, data, {}, request.frozenHead, request.frozenPrefix);
+      const current = await this.retention(model, data, {}, request.frozenHead, request.frozenPrefix, true);
       retention = current.accuracy;
+      retentionLinear = current.linear;
       frozenHeadAccuracy = current.frozenHeadAccuracy;
       if (request.unplugged) retentionUnplugged = (await this.retention(model, data, { unplugged: true }, null, request.frozenPrefix)).accuracy;
     }
-    return { newTaskAccuracy, retention, retentionUnplugged, frozenHeadAccuracy, seconds: (Date.now() - started) / 1000 };
+    // Left out when not measured, so results compare equal to those of evaluators that never measure it.
+    const linear = retentionLinear === undefined ? {} : { retentionLinear };
+    return { newTaskAccuracy, retention, retentionUnplugged, ...linear, frozenHeadAccuracy, seconds: (Date.now() - started) / 1000 };
   }
 }

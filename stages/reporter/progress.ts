@@ -92,6 +92,7 @@ export class Progress {
     if (event.newTaskAccuracy !== undefined) parts.push(`new task ${percent(event.newTaskAccuracy)}`);
     if (event.retention) parts.push(`retention@${headline} ${percent(event.retention[headline])}`);
     if (event.retentionUnplugged) parts.push(`unplugged ${percent(event.retentionUnplugged[headline])}`);
+    if (event.retentionLinear !== undefined) parts.push(`linear probe ${percent(event.retentionLinear)}`);
     if (event.frozenHeadAccuracy !== undefined) parts.push(`frozen head ${percent(event.frozenHeadAccuracy)}`);
     parts.push(`(${event.seconds.toFixed(1)} s)`);
     this.line(parts.join(' '));

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import { BASELINE, MethodResult, MethodStatus } from '../../common/events';
 import { readCsv } from './csvLog';
-import { RESULT_COLUMNS } from './resultColumns';
+import { LINEAR_PROBE_COLUMN, RESULT_COLUMNS } from './resultColumns';
 import { LocatedError } from '../../common/errors';
 
 export const METHOD_STATUSES: readonly MethodStatus[] = ['ok', 'diverged', 'failed', 'interrupted'];
@@ -17,6 +17,8 @@ export interface ResultsFile {
   readonly run?: string;
   readonly baselineRetention?: number;
   readonly baselineFrozenHead?: number;
+  /** The baseline's linear-probe retention (a run that measured it). */
+  readonly baselineRetentionLinear?: number;
   /** Every method row, in file order (seconds are not in results.csv: 0). */
   readonly results: MethodResult[];
 }
@@ -41,15 +43,18 @@ export function readResultsFile(file: string): ResultsFile {
   if (missing.length > 0) throw new ResultsFileError(file, `missing column(s) ${missing.join(', ')}`);
   let baselineRetention: number | undefined;
   let baselineFrozenHead: number | undefined;
+  let baselineRetentionLinear: number | undefined;
   const results: MethodResult[] = [];
   for (const row of rows) {
     if (row.method === BASELINE) {
       baselineRetention = number(row, 'retention_accuracy', file);
       baselineFrozenHead = number(row, 'frozen_head_accuracy', file);
+      baselineRetentionLinear = number(row, LINEAR_PROBE_COLUMN, file);
       continue;
     }
     const status = row.status as MethodStatus;
     if (!METHOD_STATUSES.includes(status)) throw new ResultsFileError(file, `status '${row.status}' of ${row.method} is not one of ${METHOD_STATUSES.join(', ')}`);
+    const retentionLinear = number(row, LINEAR_PROBE_COLUMN, file);
     results.push({
       method: row.method,
       seed: number(row, 'seed', file) ?? 0,
@@ -60,11 +65,12 @@ export function readResultsFile(file: string): ResultsFile {
       newTaskBest: number(row, 'new_task_best', file),
       retentionAccuracy: number(row, 'retention_accuracy', file),
       retentionUnplugged: number(row, 'retention_unplugged', file),
+      ...(retentionLinear === undefined ? {} : { retentionLinear }),
       frozenHeadAccuracy: number(row, 'frozen_head_accuracy', file),
       meanAccuracy: number(row, 'mean_accuracy', file),
       seconds: 0,
       note: row.note || undefined,
     });
   }
-  return { run: rows[0]?.run, baselineRetention, baselineFrozenHead, results };
+  return { run: rows[0]?.run, baselineRetention, baselineFrozenHead, ...(baselineRetentionLinear === undefined ? {} : { baselineRetentionLinear }), results };
 }

@@ -20,7 +20,7 @@ import { CsvLog, CsvValue } from './csvLog';
 import { CurvePoint, forgettingSpec, renderSvg, tradeoffSpec } from './plots';
 import { Progress } from './progress';
 import { formatTable, summarize } from './table';
-import { RESULT_COLUMNS } from './resultColumns';
+import { LINEAR_PROBE_COLUMN, RESULT_COLUMNS, resultColumns } from './resultColumns';
 import { writeReport } from './report/writeReport';
 
 export { RESULT_COLUMNS };
@@ -45,7 +45,7 @@ export interface ReporterStage {
 
 const METRIC_COLUMNS = ['run', 'method', 'seed', 'step', 'epoch', 'loss', 'lr', 'images_per_second'] as const;
 
-export function resultRow(run: string, r: MethodResult): Record<(typeof RESULT_COLUMNS)[number], CsvValue> {
+export function resultRow(run: string, r: MethodResult): Record<(typeof RESULT_COLUMNS)[number] | typeof LINEAR_PROBE_COLUMN, CsvValue> {
   return {
     run,
     method: r.method,
@@ -55,6 +55,7 @@ export function resultRow(run: string, r: MethodResult): Record<(typeof RESULT_C
     new_task_best: r.newTaskBest,
     retention_accuracy: r.retentionAccuracy,
     retention_unplugged: r.retentionUnplugged,
+    retention_linear: r.retentionLinear,
     frozen_head_accuracy: r.frozenHeadAccuracy,
     mean_accuracy: r.meanAccuracy,
     steps: r.steps,
@@ -67,9 +68,13 @@ function round(value: number | undefined): number | undefined {
   return value === undefined ? undefined : Number(value.toPrecision(7));
 }
 
-/** results.csv as text: the baseline row, then every finished method in order. */
-export function resultsCsv(run: string, baseline: { retention?: number; frozenHead?: number }, results: readonly MethodResult[]): string {
-  const rows: CsvValue[][] = [RESULT_COLUMNS as unknown as string[]];
+/**
+ * results.csv as text: the baseline row, then every finished method in order; with a
+ * retention_linear column when any row has linear-probe retention.
+ */
+export function resultsCsv(run: string, baseline: { retention?: number; frozenHead?: number; linear?: number }, results: readonly MethodResult[]): string {
+  const columns = resultColumns(baseline.linear !== undefined || results.some((r) => r.retentionLinear !== undefined)) as readonly (keyof ReturnType<typeof resultRow>)[];
+  const rows: CsvValue[][] = [columns as unknown as string[]];
   const baselineRow: MethodResult = {
     method: BASELINE,
     seed: 0,
@@ -77,12 +82,13 @@ export function resultsCsv(run: string, baseline: { retention?: number; frozenHe
     steps: 0,
     status: 'ok',
     retentionAccuracy: baseline.retention,
+    retentionLinear: baseline.linear,
     frozenHeadAccuracy: baseline.frozenHead,
     seconds: 0,
   };
   for (const result of [baselineRow, ...results]) {
     const row = resultRow(run, result);
-    rows.push(RESULT_COLUMNS.map((column) => (typeof row[column] === 'number' ? round(row[column] as number) : row[column]) ?? null));
+    rows.push(columns.map((column) => (typeof row[column] === 'number' ? round(row[column] as number) : row[column]) ?? null));
   }
   return stringify(rows as (string | number | boolean | null)[][]);
 }
@@ -104,7 +110,7 @@ export class DefaultReporter implements ReporterStage {
         let evals: CsvLog<Record<string, CsvValue>> | undefined;
         let timings: CsvLog<Record<string, CsvValue>> | undefined;
         const results: MethodResult[] = [];
-        const baseline: { retention?: number; frozenHead?: number } = {};
+        const baseline: { retention?: number; frozenHead?: number; linear?: number } = {};
         const curves: CurvePoint[] = [];
 
         const writeResults = () => writeFileAtomic(path.join(outDir, 'results.csv'), resultsCsv(start?.run ?? '', baseline, results));
@@ -115,7 +121,8 @@ export class DefaultReporter implements ReporterStage {
           metrics = new CsvLog(path.join(outDir, 'metrics.csv'), METRIC_COLUMNS);
           const retentionColumns = event.knnK.flatMap((k) => [`retention_k${k}`]);
           const unpluggedColumns = event.knnK.map((k) => `retention_unplugged_k${k}`);
-          evals = new CsvLog(path.join(outDir, 'evals.csv'), ['run', 'method', 'seed', 'step', 'new_task_accuracy', ...retentionColumns, ...unpluggedColumns, 'frozen_head_accuracy', 'seconds']);
+          const linearColumns = event.linearProbe ? [LINEAR_PROBE_COLUMN] : [];
+          evals = new CsvLog(path.join(outDir, 'evals.csv'), ['run', 'method', 'seed', 'step', 'new_task_accuracy', ...retentionColumns, ...unpluggedColumns, ...linearColumns, 'frozen_head_accuracy', 'seconds']);
           timings = new CsvLog(path.join(outDir, 'timings.csv'), ['run', 'method', 'seed', 'steps', 'status', 'seconds']);
           progress.line(event.resumed ? `vitpeft: resuming run '${event.run}' in ${outDir}` : `vitpeft: run '${event.run}' -> ${outDir}`);
         };
@@ -142,6 +149,7 @@ export class DefaultReporter implements ReporterStage {
             frozen_head_accuracy: event.frozenHeadAccuracy,
             seconds: event.seconds,
           };
+          if (start?.linearProbe) row[LINEAR_PROBE_COLUMN] = event.retentionLinear;
           for (const [k, value] of Object.entries(event.retention ?? {})) row[`retention_k${k}`] = value;
           for (const [k, value] of Object.entries(event.retentionUnplugged ?? {})) row[`retention_unplugged_k${k}`] = value;
           if (!event.restored) evals?.append(row);
@@ -149,6 +157,7 @@ export class DefaultReporter implements ReporterStage {
           if (event.method === BASELINE) {
             baseline.retention = retention;
             baseline.frozenHead = event.frozenHeadAccuracy;
+            baseline.linear = event.retentionLinear;
           } else if (retention !== undefined) {
             curves.push({ method: event.method, step: event.step, retentionAccuracy: retention, newTaskAccuracy: event.newTaskAccuracy });
           }
@@ -161,11 +170,13 @@ export class DefaultReporter implements ReporterStage {
             writeResults();
             const rows = summarize(results);
             if (results.some((r) => results.some((o) => o.method === r.method && o.seed !== r.seed))) {
-              const summaryRows = rows.map((row) => [row.method, row.seeds, row.trainableParams, row.newTask?.mean, row.newTask?.std, row.retention?.mean, row.retention?.std, row.mean?.mean, row.mean?.std, row.status]);
+              // Linear-probe retention's pair of columns only in runs that measure it.
+              const linear = rows.some((row) => row.retentionLinear);
+              const summaryRows = rows.map((row) => [row.method, row.seeds, row.trainableParams, row.newTask?.mean, row.newTask?.std, row.retention?.mean, row.retention?.std, ...(linear ? [row.retentionLinear?.mean, row.retentionLinear?.std] : []), row.mean?.mean, row.mean?.std, row.status]);
               writeFileAtomic(
                 path.join(outDir, 'summary.csv'),
                 stringify([
-                  ['method', 'seeds', 'trainable_params', 'new_task_mean', 'new_task_std', 'retention_mean', 'retention_std', 'mean_accuracy_mean', 'mean_accuracy_std', 'status'],
+                  ['method', 'seeds', 'trainable_params', 'new_task_mean', 'new_task_std', 'retention_mean', 'retention_std', ...(linear ? ['retention_linear_mean', 'retention_linear_std'] : []), 'mean_accuracy_mean', 'mean_accuracy_std', 'status'],
                   ...summaryRows.map((r) => r.map((v) => (typeof v === 'number' ? round(v) : v) ?? null)),
                 ]),
               );
@@ -176,6 +187,7 @@ export class DefaultReporter implements ReporterStage {
                 knnHeadline: headline(),
                 baselineRetention: baseline.retention,
                 baselineFrozenHead: baseline.frozenHead,
+                baselineRetentionLinear: baseline.linear,
                 rows,
               }),
             );

@@ -12,6 +12,7 @@ export interface SummaryRow {
   readonly newTaskBest?: Stat;
   readonly retention?: Stat;
   readonly retentionUnplugged?: Stat;
+  readonly retentionLinear?: Stat;
   readonly frozenHead?: Stat;
   readonly mean?: Stat;
 }
@@ -47,6 +48,7 @@ export function summarize(results: readonly MethodResult[]): SummaryRow[] {
       newTaskBest: stat(ok.map((r) => r.newTaskBest)),
       retention: stat(ok.map((r) => r.retentionAccuracy)),
       retentionUnplugged: stat(ok.map((r) => r.retentionUnplugged)),
+      retentionLinear: stat(ok.map((r) => r.retentionLinear)),
       frozenHead: stat(ok.map((r) => r.frozenHeadAccuracy)),
       mean: stat(ok.map((r) => r.meanAccuracy)),
     };
@@ -67,12 +69,13 @@ export interface TableInput {
   readonly knnHeadline: number;
   readonly baselineRetention?: number;
   readonly baselineFrozenHead?: number;
+  readonly baselineRetentionLinear?: number;
   readonly rows: readonly SummaryRow[];
 }
 
 /** A plain-text table; columns that are empty for every row are left out. */
 export function formatTable(input: TableInput): string {
-  const headers = ['method', 'trainable params', 'new task', `retention (k-NN@${input.knnHeadline})`, 'mean', 'unplugged', 'frozen head', 'status'];
+  const headers = ['method', 'trainable params', 'new task', `retention (k-NN@${input.knnHeadline})`, 'mean', 'unplugged', 'linear probe', 'frozen head', 'status'];
   const body: string[][] = [];
   body.push([
     BASELINE,
@@ -81,6 +84,7 @@ export function formatTable(input: TableInput): string {
     input.baselineRetention !== undefined ? input.baselineRetention.toFixed(2) : '—',
     '—',
     '—',
+    input.baselineRetentionLinear !== undefined ? input.baselineRetentionLinear.toFixed(2) : '—',
     input.baselineFrozenHead !== undefined ? input.baselineFrozenHead.toFixed(2) : '—',
     'ok',
   ]);
@@ -92,11 +96,13 @@ export function formatTable(input: TableInput): string {
       formatStat(row.retention),
       formatStat(row.mean),
       formatStat(row.retentionUnplugged),
+      formatStat(row.retentionLinear),
       formatStat(row.frozenHead),
       row.status,
     ]);
   }
-  const keep = headers.map((_, column) => column < 5 || body.some((row) => row[column] !== '—' && !(column === 7 && row[column] === 'ok')));
+  const status = headers.length - 1;
+  const keep = headers.map((_, column) => column < 5 || body.some((row) => row[column] !== '—' && !(column === status && row[column] === 'ok')));
   const columns = headers.map((header, column) => [header, ...body.map((row) => row[column])]).filter((_, column) => keep[column]);
   const widths = columns.map((column) => Math.max(...column.map((cell) => cell.length)));
   const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');

@@ -79,6 +79,11 @@ function byK(row: Record<string, string>, prefix: string, file: string): Record<
   return Object.keys(values).length > 0 ? values : undefined;
 }
 
+/** Linear-probe retention on an event only when the row has it. */
+function optionalLinear(value: number | undefined): { retentionLinear?: number } {
+  return value === undefined ? {} : { retentionLinear: value };
+}
+
 /** An evals.csv row as the evaluation event it recorded. */
 export function evalFromRow(row: Record<string, string>, file: string): EvalEvent {
   return {
@@ -89,6 +94,7 @@ export function evalFromRow(row: Record<string, string>, file: string): EvalEven
     newTaskAccuracy: numberIn(row, 'new_task_accuracy', file, false),
     retention: byK(row, 'retention_k', file),
     retentionUnplugged: byK(row, 'retention_unplugged_k', file),
+    ...optionalLinear(numberIn(row, 'retention_linear', file, false)),
     frozenHeadAccuracy: numberIn(row, 'frozen_head_accuracy', file, false),
     seconds: numberIn(row, 'seconds', file, false) ?? 0,
   };
