@@ -38,7 +38,11 @@ export interface DinoStepMetrics extends StepMetrics {
   readonly teacherBatchEntropy: number;
 }
 
-/** DINO's parameter groups: biases and 1-d tensors undecayed; also the class token and position embedding (timm's no_weight_decay). */
+/**
+ * The decay groups: biases and 1-d tensors undecayed, as DINO's get_params_groups; also the class
+ * token and position embedding, as issue 14 asks (DINO's own code decays those two, and a trained
+ * last-layer gain, which vitpeft stores 1-d).
+ */
 export function decayed(name: string, variable: tf.Variable): boolean {
   return !(name.endsWith('.bias') || variable.rank <= 1 || name === 'cls_token' || name === 'pos_embed');
 }
