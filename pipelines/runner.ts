@@ -55,6 +55,7 @@ function runStart(loaded: LoadedPipeline, options: RunOptions, jobs: readonly Jo
     knnK: prepared.evaluation.knn.k,
     knnHeadline: prepared.knnHeadline,
     resumed: options.resume === true,
+    memoryPlan: prepared.evaluationPlan,
   };
 }
 
