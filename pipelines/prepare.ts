@@ -98,7 +98,7 @@ export async function prepare(stages: Stages, loaded: LoadedPipeline, options: R
       retention: retention ? { ...retention, transform: retentionTransform } : undefined,
       knn,
       // k-NN features beyond a quarter of the machine's memory (at most 2 GiB) go to a file in the run folder.
-      featureStore: { memoryBudgetBytes: Math.min(2 * 2 ** 30, os.totalmem() / 4), spillDir: path.join(options.outDir, 'features') },
+      featureStore: { memoryBudgetBytes: Math.min(2 * 2 ** 30, os.totalmem() / 4), spillDir: path.join(options.outDir, 'features'), precision: spec.evaluate?.knn?.precision },
       batchSize: baselinePlan.batchSize,
     };
     fs.mkdirSync(options.outDir, { recursive: true });
