@@ -52,6 +52,19 @@ describe('pipelines: the evaluation memory plan', () => {
     expect(planEvaluationBatch(VIT_B16, { requested: 'auto', most: 256 }, VIT_B16_RESIDENT, full, 'x').summary).to.match(/evaluation batches of 1 .* more than the limit: it may run out of memory$/);
   });
 
+  it('the evaluation batch changes memory, not the features: bit for bit at 10 against 3 + 3 + 3 + 1', () => {
+    const model = VisionTransformer.init({ imageSize: 32, patchSize: 8, inChannels: 3, width: 48, depth: 2, heads: 3, mlpHidden: 96, numClasses: 0, layerNormEps: 1e-6 }, { seed: 4 });
+    const images = tf.randomNormal([10, 32, 32, 3], 0, 1, 'float32', 6) as tf.Tensor4D;
+    try {
+      const whole = tf.tidy(() => model.embedCls(images, {}).dataSync());
+      const pieces = tf.tidy(() => [0, 3, 6, 9].flatMap((start) => Array.from(model.embedCls(tf.slice(images, [start, 0, 0, 0], [Math.min(3, 10 - start), -1, -1, -1]), {}).dataSync())));
+      expect(pieces).to.deep.equal(Array.from(whole));
+    } finally {
+      model.dispose();
+      images.dispose();
+    }
+  });
+
   describe("a job's evaluation, on the built-in default's model", () => {
     let base: VisionTransformer;
     before(() => {
