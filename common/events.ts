@@ -16,6 +16,8 @@ export interface RunStartEvent {
   readonly linearProbe?: boolean;
   /** Continuing an interrupted run in the same folder (vitpeft run --resume). */
   readonly resumed?: boolean;
+  /** The memory plan of the pretrained model's evaluation: the batch chosen and the estimate. */
+  readonly memoryPlan?: string;
 }
 
 export interface StepEvent {

@@ -9,7 +9,7 @@ import { EMPTY, Observable, catchError, concat, defer, from, map, throwError } f
 import { EvalEvent, MethodResult, PipelineEvent, StepEvent } from '../common/events';
 import { saveVit } from '../models/checkpoint/vitCheckpoint';
 import { FrozenPrefixCache } from '../stages/evaluator/frozenPrefixCache';
-import type { EvaluationResult } from '../stages/evaluator/stage';
+import type { EvaluationData, EvaluationResult } from '../stages/evaluator/stage';
 import { saveAdapters } from '../stages/surgery/loraFile';
 import type { SurgeryResult } from '../stages/surgery/applySurgery';
 import { OutOfMemoryError, TrainingSession, isOutOfMemory } from '../stages/trainer/session';
@@ -21,7 +21,7 @@ import { trainingStateCheckpoint } from './loop/checkpoint';
 import { evaluationSchedule } from './loop/schedule';
 import type { Prepared } from './prepare';
 import { JobProgress, checkpointPath } from './resume';
-import { MemoryPlan, jobMemoryPlan } from './memoryPlan';
+import { MemoryPlan, jobMemoryPlan, memoryLimit } from './memoryPlan';
 
 /** Where a job starts from: fresh, or a checkpoint of an interrupted run. */
 export interface JobStart {
@@ -70,6 +70,8 @@ function outOfMemory(job: Job, options: RunOptions, what: string): Error {
 /** A job's evaluations: on the pipeline's schedule, recorded for the results row, frozen blocks' activations kept between them. */
 class JobEvaluations {
   readonly frozenPrefix: FrozenPrefixCache;
+  /** The pipeline's evaluation set-up at the batch size of this job's memory plan. */
+  private readonly evaluation: EvaluationData;
 
   constructor(
     private readonly stages: Stages,
@@ -78,23 +80,25 @@ class JobEvaluations {
     private readonly surgery: SurgeryResult,
     readonly record: EvaluationRecord,
     private readonly options: RunOptions,
+    batchSize: number,
   ) {
     this.frozenPrefix = new FrozenPrefixCache(surgery.model, surgery.firstTrainableBlock, prepared.frozenPrefixBytes);
+    this.evaluation = { ...prepared.evaluation, batchSize };
   }
 
   /** The evaluation after `step` steps (0: before the first). */
   after(step: number): Observable<EvalEvent> {
-    const { stages, prepared, job, surgery, record, frozenPrefix } = this;
+    const { stages, prepared, job, surgery, record, frozenPrefix, evaluation } = this;
     // Retention with adapters removed / new blocks bypassed: measured once, at the end of training.
     const unplugged = (surgery.spec.method === 'lora' || surgery.spec.method === 'block') && step === job.settings.steps;
-    return from(stages.evaluator.evaluate(surgery.model, prepared.evaluation, { newTask: true, retention: true, unplugged, frozenHead: prepared.frozenHead, frozenPrefix })).pipe(
+    return from(stages.evaluator.evaluate(surgery.model, evaluation, { newTask: true, retention: true, unplugged, frozenHead: prepared.frozenHead, frozenPrefix })).pipe(
       map((result): EvalEvent => {
         record.add(result);
         return { kind: 'eval', method: job.method, seed: job.seed, step, ...result };
       }),
       catchError((error: unknown) => {
         if (!isOutOfMemory(error)) return throwError(() => error);
-        const what = `out of memory in the evaluation after step ${step} (evaluation batch ${prepared.evaluation.batchSize}): set evaluate.batchSize lower (${(error as Error).message.split('\n')[0]})`;
+        const what = `out of memory in the evaluation after step ${step} (evaluation batch ${evaluation.batchSize}): set evaluate.batchSize lower (${(error as Error).message.split('\n')[0]})`;
         return throwError(() => outOfMemory(job, this.options, what));
       }),
     );
@@ -141,7 +145,8 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, option
   try {
     surgery = stages.surgery.apply(prepared.base, job.entry, { classes: prepared.numClasses, seed: job.seed });
     try {
-      plan = jobMemoryPlan(job, surgery);
+      const cacheBytes = surgery.firstTrainableBlock > 0 ? prepared.frozenPrefixBytes : 0;
+      plan = jobMemoryPlan(job, surgery, memoryLimit(), { ...prepared.evaluationBatch, cacheBytes });
     } catch (error) {
       surgery.model.dispose();
       throw error;
@@ -153,7 +158,7 @@ export function fineTuneJob(stages: Stages, prepared: Prepared, job: Job, option
   const { model } = surgery;
   const fromStep = start.opened?.state.header.step ?? 0;
   const record = new EvaluationRecord(start.opened?.progress.last, start.opened?.progress.best);
-  const evaluations = new JobEvaluations(stages, prepared, job, surgery, record, options);
+  const evaluations = new JobEvaluations(stages, prepared, job, surgery, record, options, plan.evaluation?.batchSize ?? prepared.evaluation.batchSize);
   const { every: evaluateEvery, at: evaluateAt } = prepared.schedule;
   const seconds = () => (start.opened?.progress.seconds ?? 0) + (Date.now() - started) / 1000;
   const result = (status: MethodResult['status'], steps: number, note?: string): MethodResult => ({

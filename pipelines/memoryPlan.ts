@@ -2,13 +2,15 @@
 // the shapes (stages/trainer/memoryEstimate.ts), compared with what the backend can hold, and the
 // micro-batch chosen — the whole batch when it fits ("auto" keeps the built-in default's results
 // byte for byte), else the largest that fits. An explicit train.microBatch that cannot fit is
-// refused before training. The evaluation batch is capped the same way (forward only, so the
-// cap changes nothing but memory).
+// refused before training. The evaluation batch is planned the same way, beside what is resident
+// when it runs (the weights, the kernels' packed copies of them, the optimizer state, the frozen-
+// prefix cache): evaluate.batchSize "auto" (the default) takes the largest that fits, a number
+// that cannot fit is refused. Forward only: the evaluation batch changes memory, not the results.
 
 import * as tf from '@tensorflow/tfjs-core';
 import * as os from 'os';
 import type { VitConfig } from '../models/vit/config';
-import { ModelShape, StepShape, evalBatchBytes, formatBytes, largestFitting, trainStepBytes } from '../stages/trainer/memoryEstimate';
+import { ModelShape, StepShape, evalBatchBytes, formatBytes, kernelBytes, largestFitting, trainStepBytes } from '../stages/trainer/memoryEstimate';
 import type { SurgeryResult } from '../stages/surgery/applySurgery';
 import { embeddingsTrain } from '../stages/trainer/forward';
 import type { OptimizerSpec } from '../stages/trainer/optimizer';
@@ -48,7 +50,23 @@ export interface MemoryPlan {
   readonly microBatch: number;
   readonly stepBytes: number;
   readonly limit: MemoryLimit;
-  /** One line for the console: the micro-batch chosen and the estimate. */
+  /** The job's evaluation batch, when the plan was asked for one. */
+  readonly evaluation?: EvaluationPlan;
+  /** One line for the console: the micro-batch chosen and the estimate (and the evaluation's). */
+  readonly summary: string;
+}
+
+/** evaluate.batchSize as the pipeline gives it. */
+export interface EvaluationBatchRequest {
+  /** A number, or "auto": the largest batch that fits, up to `most`. */
+  readonly requested: number | 'auto';
+  readonly most: number;
+}
+
+export interface EvaluationPlan {
+  readonly batchSize: number;
+  /** Estimated peak of evaluating one batch, what is resident included. */
+  readonly bytes: number;
   readonly summary: string;
 }
 
@@ -77,13 +95,42 @@ export function planMicroBatch(shape: StepShape, batchSize: number, requested: n
   return { microBatch, stepBytes, limit, summary: `memory plan: ${how} (train.microBatch ${requested}), step estimated at ${formatBytes(stepBytes)} of ${formatBytes(limit.bytes)} (${limit.description})${warning}` };
 }
 
-/** The evaluation batch: the requested size, or the largest that fits beside what is resident. */
-export function planEvaluationBatch(model: ModelShape, requested: number, residentBytes: number, limit: MemoryLimit): number {
-  return Math.max(1, largestFitting(requested, (batch) => residentBytes + evalBatchBytes(model, batch) <= limit.bytes));
+/**
+ * Chooses (auto) or checks (a number) the evaluation batch of `what` beside `residentBytes`; a
+ * number that cannot fit is refused in one line naming evaluate.batchSize and the largest that fits.
+ */
+export function planEvaluationBatch(model: ModelShape, request: EvaluationBatchRequest, residentBytes: number, limit: MemoryLimit, what: string): EvaluationPlan {
+  const { requested } = request;
+  const bytes = (batch: number) => residentBytes + evalBatchBytes(model, batch);
+  const fits = (batch: number) => bytes(batch) <= limit.bytes;
+  const largest = largestFitting(requested === 'auto' ? request.most : requested, fits);
+  if (requested !== 'auto' && !fits(requested)) {
+    const advice = largest > 0 ? `the largest that fits is ${largest} (or leave it out: "auto" takes the largest)` : 'not even 1 fits: use a smaller model or image size';
+    throw new MemoryPlanError(`evaluate.batchSize: ${requested} does not fit ${what} on this backend (estimated ${formatBytes(bytes(requested))}, limit ${formatBytes(limit.bytes)}: ${limit.description}); ${advice}`);
+  }
+  const batchSize = requested === 'auto' ? Math.max(1, largest) : requested;
+  const warning = bytes(batchSize) > limit.bytes ? ' — more than the limit: it may run out of memory' : '';
+  return { batchSize, bytes: bytes(batchSize), summary: `evaluation batches of ${batchSize} (evaluate.batchSize ${requested}) estimated at ${formatBytes(bytes(batchSize))}${warning}` };
 }
 
-/** A job's plan, made after its surgery (the base and the job's model are resident then). */
-export function jobMemoryPlan(job: Pick<Job, 'method' | 'settings' | 'microBatch'>, surgery: SurgeryResult, limit = memoryLimit()): MemoryPlan {
+/** The pretrained model's evaluation before any job: the base's weights and their kernels' copies resident. */
+export function baselineEvaluationPlan(config: VitConfig, request: EvaluationBatchRequest, limit = memoryLimit()): EvaluationPlan {
+  const model = modelShape(config);
+  const plan = planEvaluationBatch(model, request, tf.memory().numBytes + kernelBytes(model), limit, "the pretrained model's evaluation");
+  return { ...plan, summary: `memory plan: the pretrained model's ${plan.summary} of ${formatBytes(limit.bytes)} (${limit.description})` };
+}
+
+/** What a job's evaluations hold beside the tensors resident at its plan: its frozen-prefix cache's budget. */
+export interface JobEvaluationRequest extends EvaluationBatchRequest {
+  readonly cacheBytes: number;
+}
+
+/**
+ * A job's plan, made after its surgery (the base and the job's model are resident then). With an
+ * evaluation request it also plans the job's evaluation batch: beside the two models, the
+ * kernels' copies of both, the optimizer state and the frozen-prefix cache.
+ */
+export function jobMemoryPlan(job: Pick<Job, 'method' | 'settings' | 'microBatch'>, surgery: SurgeryResult, limit = memoryLimit(), evaluation?: JobEvaluationRequest): MemoryPlan {
   const { model } = surgery;
   const depth = model.blocks.length;
   const shape: StepShape = {
@@ -93,5 +140,10 @@ export function jobMemoryPlan(job: Pick<Job, 'method' | 'settings' | 'microBatch
     optimizerSlots: optimizerSlots(job.settings),
     residentBytes: tf.memory().numBytes,
   };
-  return planMicroBatch(shape, job.settings.batchSize, job.microBatch ?? 'auto', limit, job.method);
+  const plan = planMicroBatch(shape, job.settings.batchSize, job.microBatch ?? 'auto', limit, job.method);
+  if (!evaluation) return plan;
+  const optimizerState = shape.trainableParams * 4 * shape.optimizerSlots;
+  const kernels = kernelBytes(modelShape(model.config)) + kernelBytes(shape.model);
+  const evaluationPlan = planEvaluationBatch(shape.model, evaluation, shape.residentBytes + optimizerState + kernels + evaluation.cacheBytes, limit, `${job.method}'s evaluation`);
+  return { ...plan, evaluation: evaluationPlan, summary: `${plan.summary}; ${evaluationPlan.summary}` };
 }

@@ -17,8 +17,7 @@ import { DEFAULT_LINEAR_PROBE, LinearProbeSettings } from '../stages/evaluator/l
 import type { RunOptions, Stages } from './job';
 import { CHECKPOINT_FOLDER, writeRunRecord } from './resume';
 import { LoadedPipeline } from './spec';
-import { memoryLimit, modelShape, planEvaluationBatch } from './memoryPlan';
-import * as tf from '@tensorflow/tfjs-core';
+import { EvaluationBatchRequest, baselineEvaluationPlan } from './memoryPlan';
 
 /** What a job keeps of frozen-block activations by default (evaluate.frozenPrefixMB). */
 export const DEFAULT_FROZEN_PREFIX_MB = 256;
@@ -60,6 +59,10 @@ export interface Prepared {
   readonly frozenPrefixBytes: number;
   /** When jobs evaluate: every N steps (0: only after the last) and after the listed steps. */
   readonly schedule: { readonly every: number; readonly at: readonly number[] };
+  /** evaluate.batchSize: each job plans its own evaluation batch from it (evaluation.batchSize is the baseline's). */
+  readonly evaluationBatch: EvaluationBatchRequest;
+  /** The baseline evaluation's memory plan, for the console. */
+  readonly evaluationPlan: string;
   dispose(): void;
 }
 
@@ -96,15 +99,16 @@ export async function prepare(stages: Stages, loaded: LoadedPipeline, options: R
     // The pretrained checkpoint's own head can only be scored on queries labelled in its classes.
     const headClasses = base.head?.outFeatures ?? 0;
     const frozenHead = retention && base.head && retention.query.numClasses <= headClasses ? base.head : null;
+    const evaluationBatch: EvaluationBatchRequest = { requested: spec.evaluate?.batchSize ?? 'auto', most: Math.max(spec.train.batchSize, 32) };
+    const baselinePlan = baselineEvaluationPlan(base.config, evaluationBatch);
     const evaluation: EvaluationData = {
       test: { source: test, transform: testTransform },
       retention: retention ? { ...retention, transform: retentionTransform } : undefined,
       knn,
       ...(linearProbe && retention ? { linearProbe } : {}),
-      // Capped to what fits beside the base and one job's copy of it (forward only: memory is all it changes).
       // k-NN features beyond a quarter of the machine's memory (at most 2 GiB) go to a file in the run folder.
-      featureStore: { memoryBudgetBytes: Math.min(2 * 2 ** 30, os.totalmem() / 4), spillDir: path.join(options.outDir, 'features') },
-      batchSize: planEvaluationBatch(modelShape(base.config), spec.evaluate?.batchSize ?? Math.max(spec.train.batchSize, 32), 2 * tf.memory().numBytes, memoryLimit()),
+      featureStore: { memoryBudgetBytes: Math.min(2 * 2 ** 30, os.totalmem() / 4), spillDir: path.join(options.outDir, 'features'), precision: spec.evaluate?.knn?.precision },
+      batchSize: baselinePlan.batchSize,
     };
     fs.mkdirSync(options.outDir, { recursive: true });
     writeFileAtomic(
@@ -129,7 +133,7 @@ export async function prepare(stages: Stages, loaded: LoadedPipeline, options: R
     );
     const frozenPrefixBytes = (spec.evaluate?.frozenPrefixMB ?? DEFAULT_FROZEN_PREFIX_MB) * 2 ** 20;
     const schedule = { every: spec.evaluate?.every ?? 0, at: spec.evaluate?.at ?? [] };
-    return { base, train, trainTransform, evaluation, numClasses, frozenHead, knnHeadline, frozenPrefixBytes, schedule, dispose: () => base.dispose() };
+    return { base, train, trainTransform, evaluation, numClasses, frozenHead, knnHeadline, frozenPrefixBytes, schedule, evaluationBatch, evaluationPlan: baselinePlan.summary, dispose: () => base.dispose() };
   } catch (error) {
     base.dispose();
     throw error;

@@ -111,12 +111,14 @@ export function canonicalJson(value: unknown): string {
 
 /**
  * What a job's training depends on: the model, data, preprocessing, evaluation, the method and
- * its resolved train settings (the checkpoint interval aside). A checkpoint is only resumed by a
- * job with the same fingerprint.
+ * its resolved train settings (the checkpoint interval and the evaluation batch aside: the one
+ * sets when to save, the other memory). A checkpoint is only resumed by a job with the same
+ * fingerprint.
  */
 export function jobFingerprint(spec: PipelineSpec, job: Job): string {
   const { checkpointEvery: _interval, ...settings } = job.settings;
-  const relevant = { model: spec.model, data: spec.data, preprocess: spec.preprocess, evaluate: spec.evaluate ?? null, method: job.entry, settings };
+  const { batchSize: _evaluationBatch, ...evaluate } = spec.evaluate ?? {};
+  const relevant = { model: spec.model, data: spec.data, preprocess: spec.preprocess, evaluate: spec.evaluate ? evaluate : null, method: job.entry, settings };
   return createHash('sha256').update(canonicalJson(relevant)).digest('hex').slice(0, 16);
 }
 

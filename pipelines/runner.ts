@@ -56,6 +56,7 @@ function runStart(loaded: LoadedPipeline, options: RunOptions, jobs: readonly Jo
     knnHeadline: prepared.knnHeadline,
     ...(prepared.evaluation.linearProbe ? { linearProbe: true } : {}),
     resumed: options.resume === true,
+    memoryPlan: prepared.evaluationPlan,
   };
 }
 

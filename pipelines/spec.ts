@@ -114,8 +114,18 @@ export const PipelineSpec = closed(
         every: NonNegativeInt,
         /** Evaluations after these steps too (0: before the first step), e.g. log-spaced for the first iterations. */
         at: nonEmptyArray(NonNegativeInt, 'at'),
-        batchSize: PositiveInt,
-        knn: closed('knn', {}, { k: nonEmptyArray(PositiveInt, 'k'), temperature: PositiveNumber, headline: PositiveInt }),
+        /**
+         * Images per evaluation forward pass: "auto" (the default) the largest the memory plan says
+         * fits, up to train.batchSize (at least 32); a number that cannot fit is refused.
+         */
+        batchSize: refined(t.union([t.number, t.literal('auto')]), (b) => b === 'auto' || (Number.isInteger(b) && b > 0), 'a positive integer or "auto"'),
+        knn: closed('knn', {}, {
+          k: nonEmptyArray(PositiveInt, 'k'),
+          temperature: PositiveNumber,
+          headline: PositiveInt,
+          /** How the bank's and queries' features are kept between forward and search: float32, or float16 at half the memory. */
+          precision: oneOf(['float32', 'float16'] as const),
+        }),
         /** MiB a job may keep of frozen-block activations between its evaluations (0: none). */
         frozenPrefixMB: NonNegativeInt,
         /**

@@ -1,12 +1,13 @@
 // Feature rows kept outside the compute heap, so that a k-NN bank can be larger than the
 // backend's memory: rows are copied out of each batch's tensor into fixed-size blocks of float32
-// in JS memory, and once the blocks there would pass a memory budget, further blocks go to a
-// file (under the run folder) and are read back one block at a time. A consumer walks the blocks
-// in order; only one is ever materialised as a tensor.
+// (or float16, half the bytes) in JS memory, and once the blocks there would pass a memory budget,
+// further blocks go to a file (under the run folder) and are read back one block at a time. A
+// consumer walks the blocks in order, as float32; only one is ever materialised as a tensor.
 
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
+import { float16 } from './float16';
 
 export interface FeatureStoreOptions {
   /** Rows per block (the k-NN bank chunk). */
@@ -15,18 +16,23 @@ export interface FeatureStoreOptions {
   readonly memoryBudgetBytes?: number;
   /** Folder for the file of blocks past the budget (needed when a budget is given). */
   readonly spillDir?: string;
+  /** How values are kept: float32 (the default) or float16 (rounded to nearest; half the memory and file). */
+  readonly precision?: FeaturePrecision;
 }
+
+export type FeaturePrecision = 'float32' | 'float16';
 
 const DEFAULT_BLOCK_ROWS = 4096;
 let spillCount = 0;
 
 export class FeatureStore {
   readonly blockRows: number;
-  private readonly memoryBlocks: Float32Array[] = [];
+  readonly precision: FeaturePrecision;
+  private readonly memoryBlocks: Array<Float32Array | Uint16Array> = [];
   private fileBlocks = 0;
   private file?: string;
   private fd?: number;
-  /** The block being filled (always in memory). */
+  /** The block being filled (always in memory, as float32; at float16 its values are already rounded). */
   private current: Float32Array;
   private filled = 0;
   private total = 0;
@@ -38,6 +44,8 @@ export class FeatureStore {
     this.blockRows = options.blockRows ?? DEFAULT_BLOCK_ROWS;
     if (!(Number.isInteger(this.blockRows) && this.blockRows > 0)) throw new Error(`feature store: blockRows must be a positive integer, got ${this.blockRows}`);
     if (options.memoryBudgetBytes !== undefined && !options.spillDir) throw new Error('feature store: a memory budget needs a spillDir for the blocks past it');
+    this.precision = options.precision ?? 'float32';
+    if (this.precision !== 'float32' && this.precision !== 'float16') throw new Error(`feature store: precision must be float32 or float16, got ${String(this.precision)}`);
     this.current = new Float32Array(this.blockRows * width);
   }
 
@@ -61,7 +69,8 @@ export class FeatureStore {
     let offset = 0;
     while (offset < values.length) {
       const take = Math.min(values.length - offset, (this.blockRows - this.filled) * this.width);
-      this.current.set(values.subarray(offset, offset + take), this.filled * this.width);
+      const slice = values.subarray(offset, offset + take);
+      this.current.set(this.precision === 'float16' ? float16.decode(float16.encode(slice)) : slice, this.filled * this.width);
       this.filled += take / this.width;
       offset += take;
       if (this.filled === this.blockRows) this.seal();
@@ -69,15 +78,19 @@ export class FeatureStore {
     this.total += values.length / this.width;
   }
 
-  /** Block i's rows (the last block may be shorter); a file block is read into a fresh array. */
+  /** Block i's rows (the last block may be shorter); a file block, or a float16 one, is read into a fresh array. */
   block(index: number): Float32Array {
-    if (index < this.memoryBlocks.length) return this.memoryBlocks[index];
+    if (index < this.memoryBlocks.length) {
+      const kept = this.memoryBlocks[index];
+      return kept instanceof Float32Array ? kept : float16.decode(kept);
+    }
     const inFile = index - this.memoryBlocks.length;
     if (inFile < this.fileBlocks) {
-      const bytes = this.blockRows * this.width * 4;
+      const bytes = this.blockBytes;
       const buffer = Buffer.alloc(bytes);
       const read = fs.readSync(this.fd!, buffer, 0, bytes, inFile * bytes);
       if (read !== bytes) throw new Error(`feature store: ${this.file} ended early reading block ${index}`);
+      if (this.precision === 'float16') return float16.decode(new Uint16Array(buffer.buffer, buffer.byteOffset, bytes / 2));
       return new Float32Array(buffer.buffer, buffer.byteOffset, bytes / 4);
     }
     if (index === this.blockCount - 1 && this.filled > 0) return this.current.subarray(0, this.filled * this.width);
@@ -94,19 +107,25 @@ export class FeatureStore {
     this.fileBlocks = 0;
   }
 
+  /** Bytes of one whole block as kept. */
+  private get blockBytes(): number {
+    return this.blockRows * this.width * (this.precision === 'float16' ? 2 : 4);
+  }
+
   private seal(): void {
     const budget = this.options.memoryBudgetBytes ?? Infinity;
-    const blockBytes = this.blockRows * this.width * 4;
+    const { blockBytes } = this;
+    const sealed = this.precision === 'float16' ? float16.encode(this.current) : this.current;
     if (this.fileBlocks === 0 && (this.memoryBlocks.length + 1) * blockBytes <= budget) {
-      this.memoryBlocks.push(this.current);
-      this.current = new Float32Array(this.blockRows * this.width);
+      this.memoryBlocks.push(sealed);
+      if (sealed === this.current) this.current = new Float32Array(this.blockRows * this.width);
     } else {
       if (this.fd === undefined) {
         fs.mkdirSync(this.options.spillDir!, { recursive: true });
-        this.file = path.join(this.options.spillDir!, `features-${process.pid}-${++spillCount}.f32`);
+        this.file = path.join(this.options.spillDir!, `features-${process.pid}-${++spillCount}.${this.precision === 'float16' ? 'f16' : 'f32'}`);
         this.fd = fs.openSync(this.file, 'w+');
       }
-      fs.writeSync(this.fd, this.current, 0, blockBytes, this.fileBlocks * blockBytes);
+      fs.writeSync(this.fd, sealed, 0, blockBytes, this.fileBlocks * blockBytes);
       this.fileBlocks++;
     }
     this.filled = 0;

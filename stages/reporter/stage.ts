@@ -125,6 +125,7 @@ export class DefaultReporter implements ReporterStage {
           evals = new CsvLog(path.join(outDir, 'evals.csv'), ['run', 'method', 'seed', 'step', 'new_task_accuracy', ...retentionColumns, ...unpluggedColumns, ...linearColumns, 'frozen_head_accuracy', 'seconds']);
           timings = new CsvLog(path.join(outDir, 'timings.csv'), ['run', 'method', 'seed', 'steps', 'status', 'seconds']);
           progress.line(event.resumed ? `vitpeft: resuming run '${event.run}' in ${outDir}` : `vitpeft: run '${event.run}' -> ${outDir}`);
+          if (event.memoryPlan) progress.line(`vitpeft: ${event.memoryPlan}`);
         };
         const onStep = (event: StepEvent) => {
           metrics?.append({

@@ -47,6 +47,13 @@ const EVAL_PER_TOKEN_WIDTH = 95;
 const EVAL_PER_TOKEN_MLP = 9;
 /** ... and per head x token x token (the attention matrices of one block). */
 const EVAL_PER_HEAD_TOKEN_PAIR = 20;
+/**
+ * Per weight of a model that has been through a forward pass, outside the tensors: the wasm
+ * backend's matrix-multiply kernels keep a packed copy of each weight matrix for as long as the
+ * weights live. Not seen by tf.profile; measured as the wasm heap's growth beyond the tensors' peak
+ * in the first forward of a random ViT-B/16 at 224 px (404 MiB for 86 M weights).
+ */
+const KERNEL_PER_WEIGHT = 5;
 
 export function tokens(model: ModelShape): number {
   const grid = Math.floor(model.imageSize / model.patchSize);
@@ -82,6 +89,13 @@ export function trainStepBytes(shape: StepShape, batch: number, microBatch: numb
 export function evalBatchBytes(model: ModelShape, batch: number): number {
   const n = tokens(model);
   return imageBytes(model, batch) + batch * n * (EVAL_PER_TOKEN_WIDTH * model.width + EVAL_PER_TOKEN_MLP * model.mlpHidden + EVAL_PER_HEAD_TOKEN_PAIR * model.heads * n);
+}
+
+/** Bytes the backend's kernels hold beside a model's weights once it has run (its packed weight copies). */
+export function kernelBytes(model: ModelShape): number {
+  const blockWeights = 4 * model.width * model.width + 2 * model.width * model.mlpHidden;
+  const patchWeights = model.patchSize * model.patchSize * 3 * model.width;
+  return (model.depth * blockWeights + patchWeights) * KERNEL_PER_WEIGHT;
 }
 
 /** The largest n in [1, most] with fits(n), or 0 when even 1 does not fit (fits must be monotone). */
