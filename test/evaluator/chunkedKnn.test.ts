@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import { FeatureStore } from '../../stages/evaluator/featureStore';
 import { knnAccuracy, l2Normalize, nearestNeighbours } from '../../stages/evaluator/knn';
 import { tempFolder } from '../helpers/datasetFixtures';
+import { labelledFeatures } from '../helpers/knnFixture';
 
 const WIDTH = 24;
 
@@ -44,12 +45,7 @@ describe('evaluator: k-NN over a bank in blocks', () => {
   let bankLabels: Int32Array;
   let queryLabels: Int32Array;
   before(() => {
-    bank = tf.randomNormal([2500, WIDTH], 0, 1, 'float32', 21) as tf.Tensor2D;
-    query = tf.randomNormal([600, WIDTH], 0, 1, 'float32', 22) as tf.Tensor2D;
-    bankLabels = Int32Array.from({ length: 2500 }, (_, i) => (i * 7) % 10);
-    // Queries labelled by their nearest bank row's class, so accuracies are far from chance and differ across k.
-    const nearest = wholeBankNeighbours(bank, query, 1);
-    queryLabels = Int32Array.from({ length: 600 }, (_, i) => (i % 3 === 0 ? (i * 3) % 10 : bankLabels[nearest.rows[i]]));
+    ({ bank, query, bankLabels, queryLabels } = labelledFeatures(WIDTH, 21, wholeBankNeighbours));
   });
   after(() => tf.dispose([bank, query]));
 

@@ -19,6 +19,7 @@ import { pipeline } from '../../pipelines/composer';
 import { PipelineSpecError, decodePipeline, loadPipelineFile } from '../../pipelines/spec';
 import type { EvaluationData, EvaluationResult, EvaluatorStage } from '../../stages/evaluator/stage';
 import { tempFolder } from '../helpers/datasetFixtures';
+import { labelledFeatures } from '../helpers/knnFixture';
 import { pipelineFixture } from '../helpers/pipelineFixtures';
 
 const WIDTH = 24;
@@ -54,12 +55,7 @@ describe('evaluator: features at half precision', () => {
     let bankLabels: Int32Array;
     let queryLabels: Int32Array;
     before(() => {
-      bank = tf.randomNormal([2500, WIDTH], 0, 1, 'float32', 31) as tf.Tensor2D;
-      query = tf.randomNormal([600, WIDTH], 0, 1, 'float32', 32) as tf.Tensor2D;
-      bankLabels = Int32Array.from({ length: 2500 }, (_, i) => (i * 7) % 10);
-      // Queries labelled by their nearest bank row's class (two in three), so accuracies are far from chance.
-      const nearest = nearestNeighbours(bank, query, 1);
-      queryLabels = Int32Array.from({ length: 600 }, (_, i) => (i % 3 === 0 ? (i * 3) % 10 : bankLabels[nearest.rows[i]]));
+      ({ bank, query, bankLabels, queryLabels } = labelledFeatures(WIDTH, 31, nearestNeighbours));
     });
     after(() => tf.dispose([bank, query]));
 
