@@ -12,8 +12,9 @@
 // boundary with a checkpoint and an 'interrupted' result, and the run ends early; a resumed run
 // restores finished jobs and continues the interrupted one, giving an uninterrupted run's results.
 
-import { EMPTY, Observable, concat, concatMap, defer, finalize, from, map, of } from 'rxjs';
+import { EMPTY, Observable, catchError, concat, concatMap, defer, finalize, from, map, of, throwError } from 'rxjs';
 import { BASELINE, EvalEvent, MethodResult, PipelineEvent, RunStartEvent } from '../common/events';
+import { isOutOfMemory } from '../stages/trainer/session';
 import { fineTuneJob } from './fineTuneJob';
 import { Job, RunOptions, Stages, planJobs } from './job';
 import { runJobLoop } from './loop/jobLoop';
@@ -67,7 +68,14 @@ function baselineEvaluation(stages: Stages, prepared: Prepared, options: RunOpti
     if (resume?.baseline) return of(resume.baseline);
     if (options.stop?.requested) return EMPTY;
     const evaluated = stages.evaluator.evaluate(prepared.base, prepared.evaluation, { newTask: false, retention: true, unplugged: false, frozenHead: prepared.frozenHead });
-    return from(evaluated).pipe(map((result): EvalEvent => ({ kind: 'eval', method: BASELINE, seed: 0, step: 0, ...result })));
+    return from(evaluated).pipe(
+      map((result): EvalEvent => ({ kind: 'eval', method: BASELINE, seed: 0, step: 0, ...result })),
+      catchError((error: unknown) => {
+        if (!isOutOfMemory(error)) return throwError(() => error);
+        const detail = (error as Error).message.split('\n')[0];
+        return throwError(() => new Error(`the pretrained model's evaluation: out of memory (evaluation batch ${prepared.evaluation.batchSize}): set evaluate.batchSize lower (${detail})`));
+      }),
+    );
   });
 }
 

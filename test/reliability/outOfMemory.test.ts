@@ -1,6 +1,7 @@
 // Running out of memory ends as one line naming what was being done and what to change: a step's
 // failure (simulated with the wasm backend's own abort message) names the method, the step and
-// train.microBatch, and the last checkpoint stays for the resume. (Tensors are not counted here:
+// train.microBatch, and the last checkpoint stays for the resume; the pretrained model's evaluation
+// names itself and evaluate.batchSize. (Tensors are not counted here:
 // tfjs keeps what its tape saved for the backward pass of a forward that threw, and after a real
 // abort the wasm module cannot be used again anyway; the process ends with the error.)
 
@@ -74,5 +75,27 @@ describe('out of memory', function () {
     );
     expect(error?.message).not.to.contain('\n');
     expect(fs.existsSync(checkpoint)).to.equal(true);
+  });
+
+  it("the pretrained model's evaluation that aborts: one line naming it and evaluate.batchSize", async () => {
+    const fixture = await pipelineFixture(INTERRUPTIBLE);
+    const outDir = path.join(tempFolder('vitpeft-oom-'), 'toy');
+    const aborting = { evaluate: () => Promise.reject(wasmAbort()) };
+    const composed = pipeline({ evaluator: aborting });
+    composed.container.register(TOKENS.reporterOptions, { useValue: { outDir, interactive: false, plots: false, out: () => undefined, err: () => undefined } });
+    let error: Error | undefined;
+    await lastValueFrom(composed.run(loadPipelineFile(fixture.file), { outDir }), { defaultValue: undefined }).catch((e: Error) => (error = e));
+    expect(error?.message).to.match(/^the pretrained model's evaluation: out of memory \(evaluation batch \d+\): set evaluate\.batchSize lower \(Aborted\(\)\. Build with -sASSERTIONS for more info\.\)$/);
+  });
+
+  it('an evaluation error that is not out of memory passes through unchanged', async () => {
+    const fixture = await pipelineFixture(INTERRUPTIBLE);
+    const outDir = path.join(tempFolder('vitpeft-oom-'), 'toy');
+    const failing = { evaluate: () => Promise.reject(new Error('k-NN: label 7 is outside [0, 5)')) };
+    const composed = pipeline({ evaluator: failing });
+    composed.container.register(TOKENS.reporterOptions, { useValue: { outDir, interactive: false, plots: false, out: () => undefined, err: () => undefined } });
+    let error: Error | undefined;
+    await lastValueFrom(composed.run(loadPipelineFile(fixture.file), { outDir }), { defaultValue: undefined }).catch((e: Error) => (error = e));
+    expect(error?.message).to.equal('k-NN: label 7 is outside [0, 5)');
   });
 });
