@@ -8,16 +8,15 @@ import { expect } from 'chai';
 import { parse } from 'csv-parse/sync';
 import * as fs from 'fs';
 import * as path from 'path';
-import type { StopSignal } from '../../common/stopSignal';
 import { SafetensorsFile } from '../../models/checkpoint/safetensors';
 import { loadVit } from '../../models/checkpoint/vitCheckpoint';
-import { pipeline } from '../../pipelines/composer';
-import { PretrainResult, pretrain, readPretrainRecord } from '../../pipelines/pretrain';
+import type { PretrainResult } from '../../pipelines/pretrain';
 import { decodePretrain, loadPretrainFile } from '../../pipelines/pretrainSpec';
 import { PipelineSpecError } from '../../pipelines/spec';
 import { REPO_ROOT } from '../helpers/cli';
 import { tempFolder } from '../helpers/datasetFixtures';
 import { toyDataset } from '../helpers/pipelineFixtures';
+import { csvRowsWithout, runPretraining, stopAfter } from '../helpers/pretrainRun';
 
 const STEPS = 8;
 
@@ -46,26 +45,6 @@ function dinoFixture(): string {
   return file;
 }
 
-function stopAfter(after: number): StopSignal {
-  let reads = 0;
-  return {
-    get requested() {
-      reads++;
-      return reads >= after;
-    },
-  };
-}
-
-function run(file: string, outDir: string, options: { stop?: StopSignal; resume?: boolean } = {}): Promise<PretrainResult> {
-  const loaded = options.resume ? readPretrainRecord(outDir) : loadPretrainFile(file);
-  return pretrain(pipeline().stages, loaded, { outDir, log: () => undefined, ...options });
-}
-
-function rows(file: string, dropColumn: string): string[][] {
-  const records = parse(fs.readFileSync(file, 'utf8'), { columns: true }) as Record<string, string>[];
-  return records.map((record) => Object.entries(record).filter(([column]) => column !== dropColumn).map(([column, value]) => `${column}=${value}`));
-}
-
 function problems(spec: Record<string, unknown>): string[] {
   try {
     decodePretrain(spec, 'dino.json');
@@ -84,7 +63,7 @@ describe('DINO pretraining (objective "dino")', function () {
   before(async () => {
     file = dinoFixture();
     const folder = path.join(tempFolder('vitpeft-dino-ref-'), 'run');
-    const result = await run(file, folder);
+    const result = await runPretraining(file, folder);
     expect(result.status).to.equal('ok');
     const model = path.join(tempFolder('vitpeft-dino-model-'), 'reference.safetensors');
     fs.copyFileSync(result.output, model);
@@ -107,7 +86,7 @@ describe('DINO pretraining (objective "dino")', function () {
     const { model, summary } = loadVit(reference.model);
     expect(summary.config).to.include({ numClasses: 0, width: 32, depth: 2, imageSize: 16 });
     model.dispose();
-    expect(rows(path.join(reference.folder, 'evals.csv'), 'seconds').map((row) => row[1])).to.deep.equal(['step=0', 'step=4', 'step=8']);
+    expect(csvRowsWithout(path.join(reference.folder, 'evals.csv'), 'seconds').map((row) => row[1])).to.deep.equal(['step=0', 'step=4', 'step=8']);
     const metrics = parse(fs.readFileSync(path.join(reference.folder, 'metrics.csv'), 'utf8'), { columns: true }) as Record<string, string>[];
     expect(metrics.length).to.equal(STEPS);
     expect(Number(metrics[0].teacher_temperature)).to.equal(0.04);
@@ -118,15 +97,15 @@ describe('DINO pretraining (objective "dino")', function () {
   it('stopped between checkpoints (step 5), then resumed: the same teacher file, metrics and k-NN rows; no tensors left', async () => {
     const folder = path.join(tempFolder('vitpeft-dino-stop-'), 'run');
     const tensors = tf.memory().numTensors;
-    const stopped = await run(file, folder, { stop: stopAfter(5) });
+    const stopped = await runPretraining(file, folder, { stop: stopAfter(5) });
     expect(tf.memory().numTensors, 'tensors left by a stopped DINO pretraining').to.equal(tensors);
     expect([stopped.status, stopped.steps]).to.deep.equal(['interrupted', 5]);
     expect(fs.readdirSync(path.join(folder, 'checkpoints'))).to.deep.equal(['pretrain.safetensors']);
-    const resumed = await run(file, folder, { resume: true });
+    const resumed = await runPretraining(file, folder, { resume: true });
     expect(resumed.status).to.equal('ok');
     expect(fs.readFileSync(resumed.output).equals(fs.readFileSync(reference.model)), 'the teacher file, byte for byte').to.equal(true);
-    expect(rows(path.join(folder, 'metrics.csv'), 'images_per_second')).to.deep.equal(rows(path.join(reference.folder, 'metrics.csv'), 'images_per_second'));
-    expect(rows(path.join(folder, 'evals.csv'), 'seconds')).to.deep.equal(rows(path.join(reference.folder, 'evals.csv'), 'seconds'));
+    expect(csvRowsWithout(path.join(folder, 'metrics.csv'), 'images_per_second')).to.deep.equal(csvRowsWithout(path.join(reference.folder, 'metrics.csv'), 'images_per_second'));
+    expect(csvRowsWithout(path.join(folder, 'evals.csv'), 'seconds')).to.deep.equal(csvRowsWithout(path.join(reference.folder, 'evals.csv'), 'seconds'));
     expect(fs.readdirSync(path.join(folder, 'checkpoints'))).to.deep.equal([]);
   });
 

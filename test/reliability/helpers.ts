@@ -3,9 +3,9 @@
 // saved models byte for byte).
 
 import { expect } from 'chai';
-import { parse } from 'csv-parse/sync';
 import * as fs from 'fs';
 import * as path from 'path';
+import { csvRowsWithout } from '../helpers/pretrainRun';
 
 /**
  * Three methods on two optimizers, 8 steps of batch 16 over 64 images (two epochs, so a resume
@@ -19,16 +19,11 @@ export const INTERRUPTIBLE = {
 
 export const TOTAL_STEPS = 3 * 8;
 
-function rows(file: string, dropColumn: string): string[][] {
-  const records = parse(fs.readFileSync(file, 'utf8'), { columns: true }) as Record<string, string>[];
-  return records.map((record) => Object.entries(record).filter(([column]) => column !== dropColumn).map(([column, value]) => `${column}=${value}`));
-}
-
 /** Asserts that a run folder holds what an uninterrupted run's holds (wall times aside). */
 export function expectSameRun(actual: string, expected: string, context = ''): void {
   expect(fs.readFileSync(path.join(actual, 'results.csv'), 'utf8'), `results.csv ${context}`).to.equal(fs.readFileSync(path.join(expected, 'results.csv'), 'utf8'));
-  expect(rows(path.join(actual, 'metrics.csv'), 'images_per_second'), `metrics.csv ${context}`).to.deep.equal(rows(path.join(expected, 'metrics.csv'), 'images_per_second'));
-  expect(rows(path.join(actual, 'evals.csv'), 'seconds'), `evals.csv ${context}`).to.deep.equal(rows(path.join(expected, 'evals.csv'), 'seconds'));
+  expect(csvRowsWithout(path.join(actual, 'metrics.csv'), 'images_per_second'), `metrics.csv ${context}`).to.deep.equal(csvRowsWithout(path.join(expected, 'metrics.csv'), 'images_per_second'));
+  expect(csvRowsWithout(path.join(actual, 'evals.csv'), 'seconds'), `evals.csv ${context}`).to.deep.equal(csvRowsWithout(path.join(expected, 'evals.csv'), 'seconds'));
   const models = path.join(expected, 'models');
   if (fs.existsSync(models)) {
     for (const name of fs.readdirSync(models)) {

@@ -7,18 +7,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { spawn } from 'child_process';
 import { expect } from 'chai';
-import { parse } from 'csv-parse/sync';
 import * as fs from 'fs';
 import * as path from 'path';
-import type { StopSignal } from '../../common/stopSignal';
-import { pipeline } from '../../pipelines/composer';
-import { PRETRAIN_RECORD, PretrainResult, pretrain, readPretrainRecord } from '../../pipelines/pretrain';
-import { loadPretrainFile } from '../../pipelines/pretrainSpec';
+import { PRETRAIN_RECORD, readPretrainRecord } from '../../pipelines/pretrain';
 import { ResumeError } from '../../pipelines/resume';
 import { REPO_ROOT, runCli } from '../helpers/cli';
 import { tempFolder } from '../helpers/datasetFixtures';
 import { toyDataset } from '../helpers/pipelineFixtures';
 import { rowCount } from './helpers';
+import { csvRowsWithout, runPretraining, stopAfter } from '../helpers/pretrainRun';
 
 const STEPS = 12;
 
@@ -41,31 +38,10 @@ function pretrainFixture(overrides: { checkpointEvery?: number } = {}): string {
   return file;
 }
 
-/** A stop signal that turns on after `after` steps (the loop reads it once per step). */
-function stopAfter(after: number): StopSignal {
-  let reads = 0;
-  return {
-    get requested() {
-      reads++;
-      return reads >= after;
-    },
-  };
-}
-
-function run(file: string, outDir: string, options: { stop?: StopSignal; resume?: boolean } = {}): Promise<PretrainResult> {
-  const loaded = options.resume ? readPretrainRecord(outDir) : loadPretrainFile(file);
-  return pretrain(pipeline().stages, loaded, { outDir, log: () => undefined, ...options });
-}
-
-function rows(file: string, dropColumn: string): string[][] {
-  const records = parse(fs.readFileSync(file, 'utf8'), { columns: true }) as Record<string, string>[];
-  return records.map((record) => Object.entries(record).filter(([column]) => column !== dropColumn).map(([column, value]) => `${column}=${value}`));
-}
-
 function expectSamePretraining(actual: { folder: string; model: string }, expected: { folder: string; model: string }): void {
   expect(fs.readFileSync(actual.model).equals(fs.readFileSync(expected.model)), 'the model file, byte for byte').to.equal(true);
-  expect(rows(path.join(actual.folder, 'metrics.csv'), 'images_per_second')).to.deep.equal(rows(path.join(expected.folder, 'metrics.csv'), 'images_per_second'));
-  expect(rows(path.join(actual.folder, 'evals.csv'), 'seconds')).to.deep.equal(rows(path.join(expected.folder, 'evals.csv'), 'seconds'));
+  expect(csvRowsWithout(path.join(actual.folder, 'metrics.csv'), 'images_per_second')).to.deep.equal(csvRowsWithout(path.join(expected.folder, 'metrics.csv'), 'images_per_second'));
+  expect(csvRowsWithout(path.join(actual.folder, 'evals.csv'), 'seconds')).to.deep.equal(csvRowsWithout(path.join(expected.folder, 'evals.csv'), 'seconds'));
   expect(fs.readdirSync(path.join(actual.folder, 'checkpoints')), 'checkpoints left').to.deep.equal([]);
 }
 
@@ -77,48 +53,48 @@ describe('pretraining stopped and resumed', function () {
   before(async () => {
     file = pretrainFixture();
     const folder = path.join(tempFolder('vitpeft-pretrain-ref-'), 'run');
-    const result = await run(file, folder);
+    const result = await runPretraining(file, folder);
     expect(result.status).to.equal('ok');
     const model = path.join(tempFolder('vitpeft-pretrain-model-'), 'reference.safetensors');
     fs.copyFileSync(result.output, model);
     reference = { folder, model };
-    expect(rows(path.join(folder, 'evals.csv'), 'seconds').map((row) => row[1])).to.deep.equal(['step=4', 'step=8', 'step=12']);
+    expect(csvRowsWithout(path.join(folder, 'evals.csv'), 'seconds').map((row) => row[1])).to.deep.equal(['step=4', 'step=8', 'step=12']);
     expect(rowCount(path.join(folder, 'metrics.csv'))).to.equal(STEPS);
   });
 
   it('stopped between checkpoints (step 5), then resumed: the same model file, metrics and evaluations; no tensors left', async () => {
     const folder = path.join(tempFolder('vitpeft-pretrain-stop-'), 'run');
     const tensors = tf.memory().numTensors;
-    const stopped = await run(file, folder, { stop: stopAfter(5) });
+    const stopped = await runPretraining(file, folder, { stop: stopAfter(5) });
     expect(tf.memory().numTensors, 'tensors left by a stopped pretraining').to.equal(tensors);
     expect([stopped.status, stopped.steps]).to.deep.equal(['interrupted', 5]);
     expect(stopped.note).to.match(/continue with: vitpeft pretrain --resume /);
     expect(fs.readdirSync(path.join(folder, 'checkpoints'))).to.deep.equal(['pretrain.safetensors']);
     expect(rowCount(path.join(folder, 'metrics.csv'))).to.equal(5);
-    const resumed = await run(file, folder, { resume: true });
+    const resumed = await runPretraining(file, folder, { resume: true });
     expect(resumed.status).to.equal('ok');
     expectSamePretraining({ folder, model: resumed.output }, reference);
   });
 
   it('stopped twice (steps 2 and 7) and killed rows past the checkpoint trimmed: still the same model', async () => {
     const folder = path.join(tempFolder('vitpeft-pretrain-twice-'), 'run');
-    expect((await run(file, folder, { stop: stopAfter(2) })).steps).to.equal(2);
-    expect((await run(file, folder, { stop: stopAfter(5), resume: true })).steps).to.equal(7);
+    expect((await runPretraining(file, folder, { stop: stopAfter(2) })).steps).to.equal(2);
+    expect((await runPretraining(file, folder, { stop: stopAfter(5), resume: true })).steps).to.equal(7);
     // A kill after the checkpoint leaves rows the checkpoint does not cover: a resume drops them.
     fs.appendFileSync(path.join(folder, 'metrics.csv'), 'toy-pretrain,8,0,1.5,0.001,100\n');
-    const resumed = await run(file, folder, { resume: true });
+    const resumed = await runPretraining(file, folder, { resume: true });
     expectSamePretraining({ folder, model: resumed.output }, reference);
   });
 
   it('refuses a resume against another spec, and of a folder that is not a pretraining, naming the file', async () => {
     const folder = path.join(tempFolder('vitpeft-pretrain-changed-'), 'run');
-    await run(file, folder, { stop: stopAfter(3) });
+    await runPretraining(file, folder, { stop: stopAfter(3) });
     const record = path.join(folder, PRETRAIN_RECORD);
     const saved = JSON.parse(fs.readFileSync(record, 'utf8'));
     saved.spec.train.lr = 0.01;
     fs.writeFileSync(record, JSON.stringify(saved));
     let error: unknown;
-    await run(file, folder, { resume: true }).catch((e) => (error = e));
+    await runPretraining(file, folder, { resume: true }).catch((e) => (error = e));
     expect(error).to.be.instanceOf(ResumeError);
     expect((error as Error).message).to.match(/pretrain\.safetensors: was written for other settings/);
     expect(() => readPretrainRecord(tempFolder('vitpeft-not-a-run-'))).to.throw(ResumeError, /no pretrain\.json here: not a pretraining folder/);
