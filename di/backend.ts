@@ -79,6 +79,18 @@ function loadNative(): { package: string } | { error: string } {
   return { error: errors.join('; ') };
 }
 
+/** Whether a native TensorFlow package is installed (found, not loaded: `auto` would try it first). */
+export function nativeInstalled(): boolean {
+  return ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'].some((name) => {
+    try {
+      require.resolve(name);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
 let current: BackendInfo | undefined;
 
 /**

@@ -30,6 +30,9 @@ import { EventHub } from '../serve/eventHub';
 import { warnIfExposed } from '../serve/hostWarning';
 import { DEFAULT_PORT, LiveServer, startLiveServer } from '../serve/liveServer';
 import { serveUntilSignal } from '../serve/untilSignal';
+import { THREADS_ENV, resolveThreads } from '../../di/backend';
+import type { GlobalOptions } from '../startBackend';
+import { ParallelRun, WORKERS_ENV, WORKERS_FOLDER, WorkerPlan, WorkersOption, clearWorkers, machine, parseWorkers, planWorkers, resumeParallel, runParallel, shardArgs, watchParent, workerShardFolders, workersOption } from '../workers';
 
 interface RunCommandOptions {
   out: string;
@@ -43,6 +46,7 @@ interface RunCommandOptions {
   serve?: number | true;
   host: string;
   stay: boolean;
+  workers?: WorkersOption;
 }
 
 /** `--resume auto`: continue the run in the folder the other options name if it has one, else start it. */
@@ -60,13 +64,18 @@ export function parseShard(value: string): Shard {
 
 const GENERATED = ['metrics.csv', 'evals.csv', 'results.csv', 'timings.csv', 'summary.csv', 'spec.json', 'run.json', 'tradeoff.svg', 'forgetting.svg', 'report.html'];
 
-/** The pipeline and options of the run in `folder`; a pipeline file given as well must be the same pipeline. */
-function resumeTarget(folder: string, file: string | undefined, options: RunCommandOptions, command: Command): { loaded: LoadedPipeline; runOptions: Partial<RunOptions>; backend?: string } {
-  const given = (['only', 'shard', 'seeds', 'saveModels', 'out'] as const).filter((name) => command.getOptionValueSource(name) === 'cli');
+/** `--resume FOLDER` continues a run with the options it started with: giving others is an error. */
+function refuseGivenOptions(folder: string, command: Command, saved: string): void {
+  const given = (['only', 'shard', 'seeds', 'saveModels', 'out', 'workers'] as const).filter((name) => command.getOptionValueSource(name) === 'cli');
   if (given.length > 0) {
-    const flags = given.map((name) => ({ only: '--only', shard: '--shard', seeds: '--seeds', saveModels: '--no-save-models', out: '--out' })[name]);
-    throw new UsageError(`--resume continues the run with its own options (saved in ${path.join(folder, 'run.json')}); leave out ${flags.join(', ')}`);
+    const flags = given.map((name) => ({ only: '--only', shard: '--shard', seeds: '--seeds', saveModels: '--no-save-models', out: '--out', workers: '--workers' })[name]);
+    throw new UsageError(`--resume continues the run with its own options (saved in ${saved}); leave out ${flags.join(', ')}`);
   }
+}
+
+/** The pipeline and options of the run in `folder`; a pipeline file given as well must be the same pipeline. */
+function resumeTarget(folder: string, file: string | undefined, command: Command): { loaded: LoadedPipeline; runOptions: Partial<RunOptions>; backend?: string } {
+  refuseGivenOptions(folder, command, path.join(folder, RUN_RECORD));
   const record = readRunRecord(folder);
   if (file !== undefined) {
     const current = loadPipelineFile(file);
@@ -128,6 +137,65 @@ async function startLive(outDir: string, options: RunCommandOptions): Promise<{ 
   return { server, hub };
 }
 
+/** Threads asked for explicitly: the global --threads, else VITPEFT_THREADS. */
+function explicitThreads(command: Command): number | undefined {
+  const { threads } = command.optsWithGlobals<GlobalOptions>();
+  if (threads !== undefined) return threads;
+  const fromEnv = process.env[THREADS_ENV];
+  if (fromEnv === undefined || fromEnv.trim() === '') return undefined;
+  try {
+    return resolveThreads(undefined);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/** The global options a worker is started with (its threads come through VITPEFT_THREADS). */
+function workerGlobalArgs(command: Command): string[] {
+  const { backend, verbose } = command.optsWithGlobals<GlobalOptions>();
+  return ['--backend', backend, ...(verbose ? ['--verbose'] : [])];
+}
+
+/** How many workers this run gets (one when it must stay in one process). */
+function workerPlan(loaded: LoadedPipeline, outDir: string, options: RunCommandOptions, command: Command): WorkerPlan {
+  const { backend } = command.optsWithGlobals<GlobalOptions>();
+  const facts = machine();
+  const started = options.resume === RESUME_AUTO ? workerShardFolders(outDir) : [];
+  const singleProcessBecause =
+    options.shard !== undefined ? '--shard' :
+    options.serve !== undefined ? '--serve' :
+    options.resume === RESUME_AUTO && fs.existsSync(path.join(outDir, RUN_RECORD)) ? 'a run started in one process' :
+    undefined;
+  const jobs = planJobs(loaded.spec, { only: options.only, seeds: options.seeds }).length;
+  const plan = planWorkers(workersOption(options.workers), { jobs, cores: facts.cores, memory: facts.memory, backend, native: facts.native, threads: explicitThreads(command), singleProcessBecause });
+  // --resume auto continues started shards with their own count.
+  if (started.length > 0 && singleProcessBecause === undefined) return { ...plan, workers: started.length, reason: `continuing ${started.length} shard(s)` };
+  return plan;
+}
+
+/** A parallel run of a pipeline file: each worker runs shard i/N of it into <run>/workers. */
+function parallelRun(loaded: LoadedPipeline, outDir: string, given: RecordedOptions, plan: WorkerPlan, options: RunCommandOptions, command: Command): ParallelRun {
+  const resume = options.resume === RESUME_AUTO;
+  if (!resume) {
+    const shards = workerShardFolders(outDir);
+    if (shards.some((folder) => fs.existsSync(path.join(folder, CHECKPOINT_FOLDER)) && fs.readdirSync(path.join(folder, CHECKPOINT_FOLDER)).length > 0)) {
+      process.stderr.write(`vitpeft: starting '${loaded.spec.name}' afresh in ${outDir}; the interrupted run there is discarded (--resume ${outDir} would have continued it)\n`);
+    }
+    for (const name of GENERATED) fs.rmSync(path.join(outDir, name), { force: true });
+    clearWorkers(outDir);
+  }
+  const file = path.resolve(loaded.file);
+  return {
+    outDir,
+    name: loaded.spec.name,
+    plan,
+    workerArgs: Array.from({ length: plan.workers }, (_, i) => shardArgs(file, outDir, { ...given, index: i + 1, count: plan.workers, resume })),
+    globalArgs: workerGlobalArgs(command),
+    plots: options.plots,
+    resume,
+  };
+}
+
 export function runCommand(): Command {
   return new Command('run')
     .description('run every method of a pipeline file (default: the built-in Split-MNIST pipeline) and report the trade-off')
@@ -143,6 +211,7 @@ export function runCommand(): Command {
     .option('--serve [port]', `serve the live view (report page with curves that grow as the run goes) on this port (default ${DEFAULT_PORT}; 0: any free port)`, parseServePort)
     .option('--host <address>', 'address for --serve to listen on (default 127.0.0.1, this machine only)', '127.0.0.1')
     .option('--stay', 'keep serving the live view after the run ends, until Ctrl-C', false)
+    .option('--workers <n|auto>', `run the jobs in n processes on this machine, as shards merged into the run folder (default: $${WORKERS_ENV}, else auto: a process per core on the wasm backend, whose kernels at small shapes use one core each; 1: one process)`, (value: string) => parseWorkers(value))
     .action(async (file: string | undefined, options: RunCommandOptions, command: Command) => {
       let loaded: LoadedPipeline;
       let outDir: string;
@@ -155,7 +224,16 @@ export function runCommand(): Command {
       }
       if (options.resume !== undefined && options.resume !== RESUME_AUTO) {
         outDir = path.resolve(options.resume);
-        ({ loaded, runOptions, backend: recordedBackend } = resumeTarget(outDir, file, options, command));
+        const shards = fs.existsSync(path.join(outDir, RUN_RECORD)) ? [] : workerShardFolders(outDir);
+        if (shards.length > 0) {
+          // A run its workers started: each shard continues with the options saved in its run.json.
+          refuseGivenOptions(outDir, command, path.join(outDir, WORKERS_FOLDER, '*', RUN_RECORD));
+          if (file !== undefined) throw new UsageError(`--resume ${options.resume}: a run of worker shards continues with the pipeline saved in each shard; leave out the pipeline file`);
+          const threads = explicitThreads(command) ?? Math.max(1, Math.floor(machine().cores / shards.length));
+          await runParallel(resumeParallel(outDir, shards, workerGlobalArgs(command), options.plots, threads));
+          return;
+        }
+        ({ loaded, runOptions, backend: recordedBackend } = resumeTarget(outDir, file, command));
       } else {
         loaded = loadPipelineFile(file ?? DEFAULT_PIPELINE);
         outDir = runFolder(options.out, loaded.spec.name, options.shard);
@@ -165,11 +243,18 @@ export function runCommand(): Command {
           process.stderr.write(`vitpeft: shard ${options.shard.index}/${options.shard.count} of '${loaded.spec.name}' has no jobs (vitpeft run --list-jobs counts them); nothing to run\n`);
           return;
         }
+        const plan = workerPlan(loaded, outDir, options, command);
+        if (plan.workers > 1) {
+          await runParallel(parallelRun(loaded, outDir, given, plan, options, command));
+          return;
+        }
       }
       const live: { current?: { server: LiveServer; hub: EventHub } } = {};
       let last: PipelineEvent | undefined;
       try {
         last = await withStopSignal(`vitpeft run --resume ${outDir}`, async (stop): Promise<PipelineEvent | undefined> => {
+          // A worker of a parallel run stops (with its checkpoint) when its parent is gone.
+          const unwatch = watchParent();
           const backend = await startBackend(command);
           if (recordedBackend !== undefined && recordedBackend !== backend.description) {
             process.stderr.write(`vitpeft: warning: the run started on backend '${recordedBackend}' and resumes on '${backend.description}'; results equal an uninterrupted run's only on the same backend\n`);
@@ -180,13 +265,14 @@ export function runCommand(): Command {
               process.stderr.write(`vitpeft: starting '${loaded.spec.name}' afresh in ${outDir}; the interrupted run there is discarded (--resume ${outDir} would have continued it)\n`);
             }
             for (const name of GENERATED) fs.rmSync(path.join(outDir, name), { force: true });
+            clearWorkers(outDir);
           }
           if (options.serve !== undefined) live.current = await startLive(outDir, options);
           const composed = pipeline();
           composed.container.register<ReporterOptions>(TOKENS.reporterOptions, { useValue: { outDir, plots: options.plots } });
           // The live view sees each event after the reporter has written it to the run's files.
           const events = composed.run(loaded, { ...runOptions, outDir, backend: backend.description, stop }).pipe(tap((event) => live.current?.hub.publish(event)));
-          return lastValueFrom(events, { defaultValue: undefined });
+          return lastValueFrom(events, { defaultValue: undefined }).finally(unwatch);
         });
       } finally {
         if (live.current && !options.stay) await live.current.server.close();
