@@ -26,6 +26,7 @@ export function resolveDino(spec: PretrainSpec): DinoSettings {
     teacherMomentum: dino.teacherMomentum ?? d.teacherMomentum,
     weightDecay: { ...d.weightDecay, ...dino.weightDecay },
     clipGradNorm: dino.clipGradNorm ?? d.clipGradNorm,
+    koleo: dino.koleo ?? d.koleo,
     crops: {
       globalScale: pair(dino.crops?.globalScale, d.crops.globalScale),
       localCrops: dino.crops?.localCrops ?? d.crops.localCrops,

@@ -32,6 +32,7 @@ export const DinoSpec = closed(
     teacherMomentum: t.number,
     weightDecay: closed('weightDecay', {}, { start: NonNegativeNumber, end: NonNegativeNumber }),
     clipGradNorm: NonNegativeNumber,
+    koleo: NonNegativeNumber,
     crops: closed('crops', {}, { globalScale: Range, localCrops: NonNegativeInt, localSize: PositiveInt, localScale: Range }),
     augment: closed(
       'augment',

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import { AdamW } from '../../stages/trainer/optimizer';
-import { dinoLoss, teacherDistribution, teacherEntropies, updatedCenter } from '../../stages/trainer/dino/loss';
+import { dinoLoss, koleoLoss, teacherDistribution, teacherEntropies, updatedCenter } from '../../stages/trainer/dino/loss';
 import { batchNormalize } from '../../stages/trainer/dino/head';
 import { DinoModels } from '../../stages/trainer/dino/models';
 import { MultiCrop } from '../../stages/trainer/dino/multiCrop';
@@ -212,6 +212,50 @@ describe('DINO: loss, schedules, teacher EMA, session', () => {
     expect(() => new AdamW([a], [0.9, 0.999], 1e-8, 0.5, [true, false])).to.throw(/2 decay flags for 1 variables/);
     tf.dispose([a, b, ...zeros]);
     adamw.dispose();
+  });
+
+  it("KoLeo (DINOv2): minus the mean log distance to each unit row's nearest other row, by hand; its gradient spreads close rows apart", () => {
+    // Unit rows a = (1, 0), b = (0, 1), c = (1, 1)/sqrt 2: a's and b's neighbour is c, c's is a
+    // (the first of a tie); every distance is sqrt(2 - sqrt 2).
+    const features = tf.tensor2d([[2, 0], [0, 3], [1, 1]]);
+    const expected = -Math.log(Math.sqrt(2 - Math.SQRT2));
+    const loss = koleoLoss(features);
+    expect(loss.dataSync()[0]).to.be.closeTo(expected, 1e-5);
+    // Two rows nearly alike and one far: a gradient step on the loss moves the close pair apart.
+    const points = tf.variable(tf.tensor2d([[1, 0.05], [1, -0.05], [-1, 0.3]]));
+    const gap = () => tf.tidy(() => tf.norm(tf.sub(points.slice([0, 0], [1, 2]).div(points.slice([0, 0], [1, 2]).norm()), points.slice([1, 0], [1, 2]).div(points.slice([1, 0], [1, 2]).norm()))).dataSync()[0]);
+    const before = gap();
+    const { grads } = tf.variableGrads(() => koleoLoss(points as tf.Tensor2D), [points]);
+    points.assign(tf.sub(points, tf.mul(grads[points.name], 0.01)));
+    expect(gap()).to.be.greaterThan(before);
+    expect(() => koleoLoss(tf.tensor2d([[1, 2]]))).to.throw('at least 2 rows');
+    tf.dispose([features, loss, points, ...Object.values(grads)]);
+  });
+
+  it('a step with koleo > 0 adds koleo x (KoLeo of global view 1 + of view 2) on the backbone class tokens to the loss, and leaks nothing', () => {
+    const first: number[] = [];
+    let regulariser = 0;
+    for (const koleo of [0, 0.1]) {
+      const settings = { ...SETTINGS, koleo };
+      // The same seed: both start from the same weights, so their first losses differ by the regulariser alone.
+      const models = DinoModels.init(CONFIG, settings, 11);
+      const session = new DinoSession({ models, dino: settings, train: TRAIN });
+      const { globals, locals } = views(77);
+      if (koleo > 0) {
+        regulariser = tf.tidy(() => {
+          const { globalFeatures } = models.studentForward(globals, locals);
+          const [one, two] = tf.split(globalFeatures, 2, 0) as [tf.Tensor2D, tf.Tensor2D];
+          return tf.add(koleoLoss(one), koleoLoss(two)).dataSync()[0];
+        });
+      }
+      first.push(session.step(globals, locals).loss);
+      expect(tensorLeak(() => void session.step(globals, locals))).to.equal(0);
+      tf.dispose([globals, locals]);
+      session.dispose();
+      models.dispose();
+    }
+    expect(regulariser).to.be.greaterThan(0);
+    expect(first[1] - first[0]).to.be.closeTo(0.1 * regulariser, 1e-5);
   });
 
   it('multi-crop: 2 global and N local views per image, a pure function of (seed, epoch, index)', () => {

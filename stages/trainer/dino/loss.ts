@@ -56,3 +56,27 @@ export function teacherEntropies(probabilities: tf.Tensor2D): { rows: number; ba
   values.dispose();
   return { rows, batch };
 }
+
+/**
+ * DINOv2's KoLeo regulariser on one view's features [B, D] (dinov2/loss/koleo_loss.py): the rows
+ * are L2-normalised, each one's nearest other row is found by the largest dot product, and the
+ * loss is -mean log(||x - x_nn + 1e-8|| + 1e-8). Low when every feature has a near neighbour, so
+ * minimising it spreads the batch over the sphere. The neighbour choice passes no gradient.
+ */
+export function koleoLoss(features: tf.Tensor2D): tf.Scalar {
+  const rows = features.shape[0];
+  if (rows < 2) throw new Error(`koleoLoss: a nearest neighbour needs at least 2 rows, got ${rows}`);
+  return tf.tidy(() => {
+    const unit = tf.div(features, tf.maximum(tf.norm(features, 2, 1, true), 1e-12)) as tf.Tensor2D;
+    const nearest = tf.tidy(() => {
+      const dots = tf.matMul(unit, tf.transpose(unit));
+      // A row is never its own neighbour (as DINOv2's fill_diagonal_(-1)).
+      const masked = tf.where(tf.cast(tf.eye(rows), 'bool'), tf.fill([rows, rows], -2), dots);
+      return tf.argMax(masked, 1);
+    });
+    // The neighbours' rows as a one-hot product (exact; wasm has no gradient kernel for gather).
+    const neighbours = tf.matMul(tf.cast(tf.oneHot(nearest, rows), 'float32'), unit);
+    const distance = tf.norm(tf.add(tf.sub(unit, neighbours), 1e-8), 2, 1);
+    return tf.neg(tf.mean(tf.log(tf.add(distance, 1e-8)))) as tf.Scalar;
+  });
+}

@@ -42,9 +42,17 @@ export class DinoModels {
    */
   studentLogits(globals: tf.Tensor4D, locals: tf.Tensor4D | null): tf.Tensor2D {
     return tf.tidy(() => {
-      const features = this.student.embedCls(globals);
-      return this.studentHead.forward(locals ? tf.concat([features, this.student.embedCls(locals)], 0) : features);
+      const { logits, globalFeatures } = this.studentForward(globals, locals);
+      globalFeatures.dispose();
+      return logits;
     });
+  }
+
+  /** The student's logits (as studentLogits) and its backbone's class tokens of the global views [2B, D]. */
+  studentForward(globals: tf.Tensor4D, locals: tf.Tensor4D | null): { logits: tf.Tensor2D; globalFeatures: tf.Tensor2D } {
+    const globalFeatures = this.student.embedCls(globals);
+    const logits = tf.tidy(() => this.studentHead.forward(locals ? tf.concat([globalFeatures, this.student.embedCls(locals)], 0) : globalFeatures));
+    return { logits, globalFeatures };
   }
 
   /** The teacher's logits for images (no gradient). */

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from '../optimizer';
 import { ScheduleSpec, learningRate } from '../schedule';
 import { DivergedError, StepMetrics } from '../session';
-import { dinoLoss, teacherDistribution, teacherEntropies, updatedCenter } from './loss';
+import { dinoLoss, koleoLoss, teacherDistribution, teacherEntropies, updatedCenter } from './loss';
 import { DinoModels } from './models';
 import { cosineSchedule, teacherMomentum, teacherTemperature } from './schedules';
 import type { DinoSettings } from './settings';
@@ -109,10 +109,14 @@ export class DinoSession {
     const views = 2 + (locals ? locals.shape[0] / batch : 0);
     const scheduled = this.schedules(this.completedSteps);
     const teacherLogits = models.teacherLogits(globals);
-    const { value, grads } = tf.variableGrads(
-      () => dinoLoss(models.studentLogits(globals, locals), teacherLogits, this.center, { views, studentTemperature: dino.studentTemperature, teacherTemperature: scheduled.teacherTemperature }),
-      this.trainable as tf.Variable[],
-    );
+    const { value, grads } = tf.variableGrads(() => {
+      const { logits, globalFeatures } = models.studentForward(globals, locals);
+      const loss = dinoLoss(logits, teacherLogits, this.center, { views, studentTemperature: dino.studentTemperature, teacherTemperature: scheduled.teacherTemperature });
+      if (dino.koleo <= 0) return loss;
+      // DINOv2: KoLeo on each global view's class tokens, summed over the two views.
+      const [first, second] = tf.split(globalFeatures, 2, 0) as [tf.Tensor2D, tf.Tensor2D];
+      return tf.add(loss, tf.mul(dino.koleo, tf.add(koleoLoss(first), koleoLoss(second)))) as tf.Scalar;
+    }, this.trainable as tf.Variable[]);
     const ordered = this.trainable.map((variable) => grads[variable.name]);
     const loss = value.dataSync()[0];
     value.dispose();

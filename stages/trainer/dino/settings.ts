@@ -51,6 +51,12 @@ export interface DinoSettings {
   readonly weightDecay: { readonly start: number; readonly end: number };
   /** Each parameter's gradient is clipped to this L2 norm (0: none), as DINO's clip_gradients. */
   readonly clipGradNorm: number;
+  /**
+   * Weight of DINOv2's KoLeo regulariser (0: off, as in DINO): minus the mean log distance from
+   * each global view's L2-normalised class token to its nearest neighbour in the batch, summed
+   * over the two global views. It spreads the features out (DINOv2 uses 0.1).
+   */
+  readonly koleo: number;
   readonly crops: DinoCropSettings;
   readonly augment: DinoAugmentSettings;
 }
@@ -68,6 +74,7 @@ export const DINO_DEFAULTS = {
   teacherMomentum: 0.996,
   weightDecay: { start: 0.04, end: 0.4 },
   clipGradNorm: 3,
+  koleo: 0,
   crops: { globalScale: [0.4, 1], localCrops: 8, localScale: [0.05, 0.4] },
   augment: { flip: true, jitter: 0.8, brightness: 0.4, contrast: 0.4, blur: [1, 0.1, 0.5], blurSigma: [0.1, 2], solarize: 0.2 },
 } as const;
