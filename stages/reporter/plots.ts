@@ -1,12 +1,17 @@
 // The two pictures of a run, as Vega-Lite specs rendered to SVG in Node (no browser):
 // the trade-off (new-task accuracy against retention, point size = trainable parameters) and the
-// forgetting curves (retention against training step, one line per method).
+// forgetting curves (retention against training step, one line per method). Over several seeds
+// the points are means, with ± one standard deviation drawn as error bars (trade-off) and as a
+// band around each curve (forgetting).
 
 export interface TradeoffPoint {
   readonly method: string;
   readonly newTaskAccuracy: number;
   readonly retentionAccuracy: number;
   readonly trainableParams: number;
+  /** Sample standard deviations over seeds (absent or 0 for one seed). */
+  readonly newTaskStd?: number;
+  readonly retentionStd?: number;
 }
 
 export interface CurvePoint {
@@ -14,6 +19,17 @@ export interface CurvePoint {
   readonly step: number;
   readonly retentionAccuracy: number;
   readonly newTaskAccuracy?: number;
+  /** Sample standard deviation of retentionAccuracy over seeds. */
+  readonly retentionStd?: number;
+}
+
+/** Whether any point carries a spread over seeds worth drawing. */
+const hasSpread = (values: ReadonlyArray<number | undefined>): boolean => values.some((value) => value !== undefined && value > 0);
+
+/** `field` ± `std` as the fields `<field>Low` and `<field>High` (the mean alone without a std). */
+function withExtent<T extends object>(point: T, field: keyof T & string, std: number | undefined): T & Record<string, number> {
+  const mean = point[field] as unknown as number;
+  return { ...point, [`${field}Low`]: mean - (std ?? 0), [`${field}High`]: mean + (std ?? 0) } as T & Record<string, number>;
 }
 
 type VegaLiteSpec = Record<string, unknown>;
@@ -54,6 +70,19 @@ export function tradeoffSpec(points: readonly TradeoffPoint[], baselineRetention
       },
     },
   ];
+  if (hasSpread(points.flatMap((p) => [p.newTaskStd, p.retentionStd]))) {
+    // ± one standard deviation over seeds, in both directions, behind the points.
+    const bar = (low: string, high: string, along: 'x' | 'y', other: string): VegaLiteSpec => ({
+      mark: { type: 'errorbar', ticks: true },
+      encoding: {
+        [along]: { field: low, type: 'quantitative' },
+        [`${along}2`]: { field: high },
+        [along === 'x' ? 'y' : 'x']: { field: other, type: 'quantitative' },
+        color: { field: 'method', type: 'nominal', legend: null },
+      },
+    });
+    layers.unshift(bar('retentionAccuracyLow', 'retentionAccuracyHigh', 'x', 'newTaskAccuracy'), bar('newTaskAccuracyLow', 'newTaskAccuracyHigh', 'y', 'retentionAccuracy'));
+  }
   if (baselineRetention !== undefined) {
     layers.push({
       data: { values: [{ baseline: baselineRetention, label: 'pretrained' }] },
@@ -63,7 +92,8 @@ export function tradeoffSpec(points: readonly TradeoffPoint[], baselineRetention
       ],
     });
   }
-  return layeredChart(title, 380, points, layers);
+  const spread = hasSpread(points.flatMap((p) => [p.newTaskStd, p.retentionStd]));
+  return layeredChart(spread ? `${title} (mean ± std over seeds)` : title, 380, points.map((p) => withExtent(withExtent(p, 'newTaskAccuracy', p.newTaskStd), 'retentionAccuracy', p.retentionStd)), layers);
 }
 
 /**
@@ -91,6 +121,18 @@ export function forgettingSpec(points: readonly CurvePoint[], baselineRetention:
       },
     },
   ];
+  const spread = hasSpread(points.map((p) => p.retentionStd));
+  if (spread) {
+    layers.unshift({
+      mark: { type: 'errorband', opacity: 0.2 },
+      encoding: {
+        x: { field: 'step', type: 'quantitative', ...(log ? { scale: { type: 'symlog' } } : {}) },
+        y: { field: 'retentionAccuracyLow', type: 'quantitative' },
+        y2: { field: 'retentionAccuracyHigh' },
+        color: { field: 'method', type: 'nominal' },
+      },
+    });
+  }
   if (baselineRetention !== undefined) {
     layers.push({
       data: { values: [{ baseline: baselineRetention }] },
@@ -98,7 +140,7 @@ export function forgettingSpec(points: readonly CurvePoint[], baselineRetention:
       encoding: { y: { field: 'baseline', type: 'quantitative' } },
     });
   }
-  return layeredChart(title, 320, points, layers);
+  return layeredChart(spread ? `${title} (mean ± std over seeds)` : title, 320, points.map((p) => withExtent(p, 'retentionAccuracy', p.retentionStd)), layers);
 }
 
 /** Compiles Vega-Lite and renders SVG headlessly (vega and vega-lite are ES modules: loaded with import()). */

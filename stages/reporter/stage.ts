@@ -19,7 +19,7 @@ import { BASELINE, EvalEvent, MethodResult, PipelineEvent, RunEndEvent, RunStart
 import { CsvLog, CsvValue } from './csvLog';
 import { CurvePoint, forgettingSpec, renderSvg, tradeoffSpec } from './plots';
 import { Progress } from './progress';
-import { formatTable, summarize } from './table';
+import { formatTable, stat, summarize } from './table';
 import { LINEAR_PROBE_COLUMN, RESULT_COLUMNS, resultColumns } from './resultColumns';
 import { writeReport } from './report/writeReport';
 
@@ -195,7 +195,7 @@ export class DefaultReporter implements ReporterStage {
             if (this.options.plots !== false && results.some((r) => r.status === 'ok')) {
               const points = rows
                 .filter((row) => row.newTask && row.retention)
-                .map((row) => ({ method: row.method, newTaskAccuracy: row.newTask!.mean, retentionAccuracy: row.retention!.mean, trainableParams: row.trainableParams }));
+                .map((row) => ({ method: row.method, newTaskAccuracy: row.newTask!.mean, retentionAccuracy: row.retention!.mean, trainableParams: row.trainableParams, newTaskStd: row.newTask!.std, retentionStd: row.retention!.std }));
               const title = start?.run ?? 'run';
               writeFileAtomic(path.join(outDir, 'tradeoff.svg'), await renderSvg(tradeoffSpec(points, baseline.retention, `${title}: new task vs retention`)));
               const withStart = baseline.retention === undefined ? curves : [...new Set(curves.map((c) => c.method))].flatMap((method) => [{ method, step: 0, retentionAccuracy: baseline.retention! }, ...curves.filter((c) => c.method === method)]);
@@ -253,16 +253,15 @@ export class DefaultReporter implements ReporterStage {
   }
 }
 
-/** Averages curve points over seeds (same method and step). */
-function meanCurves(points: readonly CurvePoint[]): CurvePoint[] {
+/** Averages curve points over seeds (same method and step), with their sample standard deviation. */
+export function meanCurves(points: readonly CurvePoint[]): CurvePoint[] {
   const groups = new Map<string, CurvePoint[]>();
   for (const point of points) {
     const key = `${point.method}\u0000${point.step}`;
     groups.set(key, [...(groups.get(key) ?? []), point]);
   }
-  return [...groups.values()].map((group) => ({
-    method: group[0].method,
-    step: group[0].step,
-    retentionAccuracy: group.reduce((a, p) => a + p.retentionAccuracy, 0) / group.length,
-  }));
+  return [...groups.values()].map((group) => {
+    const spread = stat(group.map((p) => p.retentionAccuracy))!;
+    return { method: group[0].method, step: group[0].step, retentionAccuracy: spread.mean, retentionStd: spread.std };
+  });
 }
