@@ -115,6 +115,7 @@ describe('DINO pretraining (objective "dino")', function () {
     expect(problems(dinoSpec({ dino: { outDim: 1 } }))).to.deep.equal(['dino.outDim: K must be at least 2 prototypes, got 1']);
     expect(problems(dinoSpec({ dino: { teacherMomentum: 1.5 } }))).to.deep.equal(['dino.teacherMomentum: expected a number in [0, 1], got 1.5']);
     expect(problems(dinoSpec({ dino: { teacherMomentum: -0.1 } }))).to.deep.equal(['dino.teacherMomentum: expected a number in [0, 1], got -0.1']);
+    expect(problems(dinoSpec({ dino: { koleo: -0.1 } }))[0]).to.match(/^dino\.koleo: /);
     expect(problems(dinoSpec({ train: { steps: 4, batchSize: 8, lr: 0.001, optimizer: 'sgd' } }))).to.deep.equal([`train.optimizer: the 'dino' objective trains with 'adamw', got 'sgd'`]);
     const supervised = { ...dinoSpec(), objective: undefined, data: { train: 'mnist:train' } };
     expect(problems(supervised)).to.include('data.test: the supervised objective needs a test split');
@@ -129,5 +130,36 @@ describe('DINO pretraining (objective "dino")', function () {
     expect(example.data.retention).to.deep.equal({ bank: 'mnist:train?classes=0-4&perClass=400', query: 'mnist:train?classes=0-4&skipPerClass=600' });
     expect(example.dino?.batchNorm).to.equal(true);
     expect(loadPretrainFile(path.join(REPO_ROOT, 'pipelines', 'pretrain-digits.json')).spec.objective).to.equal(undefined);
+  });
+
+  it("a tiny DINO run on real digits (width 32, 2 blocks, 60 steps, DINOv2's KoLeo 0.3) lifts its teacher's k-NN above the random init's", async () => {
+    // Labels only measure: 200 train digits 0-4 of each class train, k-NN of 100 others per class
+    // against a bank of the first 100. Measured here: 59.80% at init, 63.79% after 60 steps; with
+    // koleo 0 the same run ends at 59.14% (seeds 2-4 with KoLeo 0.3 rise by 5.6, 1.2 and 6.2 points).
+    const folder = tempFolder('vitpeft-dino-rise-');
+    const file = path.join(folder, 'rise.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        name: 'rise',
+        objective: 'dino',
+        architecture: { patchSize: 7, width: 32, depth: 2, heads: 2, mlpHidden: 64 },
+        data: { train: 'mnist:train?classes=0-4&perClass=200', retention: { bank: 'mnist:train?classes=0-4&perClass=100', query: 'mnist:train?classes=0-4&skipPerClass=700' } },
+        preprocess: { size: 28, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+        train: { steps: 60, batchSize: 32, lr: 0.002, warmupSteps: 10, schedule: 'cosine', seed: 1 },
+        dino: {
+          outDim: 128, hiddenDim: 128, bottleneckDim: 32, batchNorm: true, freezeLastLayerSteps: 10, koleo: 0.3,
+          teacherTemperature: { start: 0.04, end: 0.04, warmupSteps: 0 }, teacherMomentum: 0.99,
+          crops: { localCrops: 2, localSize: 14, localScale: [0.2, 0.4] }, augment: { flip: false, blurSigma: [0.1, 1] },
+        },
+        evaluate: { every: 60, batchSize: 256 },
+        output: 'rise.safetensors',
+      }),
+    );
+    const outDir = path.join(folder, 'run');
+    expect((await runPretraining(file, outDir)).status).to.equal('ok');
+    const knn = (parse(fs.readFileSync(path.join(outDir, 'evals.csv'), 'utf8'), { columns: true }) as Array<{ step: string; knn20: string }>).map((row) => [Number(row.step), Number(row.knn20)]);
+    expect(knn.map(([step]) => step)).to.deep.equal([0, 60]);
+    expect(knn[1][1], `k-NN@20 ${knn[0][1]}% at init, ${knn[1][1]}% after 60 steps`).to.be.greaterThan(knn[0][1] + 2);
   });
 });
