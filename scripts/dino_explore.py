@@ -126,9 +126,10 @@ def knn(model):
     cos = (F.normalize(rb, dim=1) @ F.normalize(rb, dim=1).T).mean().item()
     print('   [centred k-NN %.2f, mean cos %.3f]' % (out[1], cos), end='')
     return out[0]
-# raw pixels
-fb = F.normalize(bank.flatten(1), dim=1); fq = F.normalize(qu.flatten(1), dim=1); v, ix = (fq @ fb.T).topk(20, dim=1)
-print('raw pixels k-NN@20: %.2f' % ((torch.zeros(len(qu), 5).scatter_add_(1, bl[ix], (v / .07).exp()).argmax(1) == ql).float().mean().item() * 100))
+# raw pixels, as stored ([0, 1]) and as the ViT sees them ((x - 0.5) / 0.5): cosine k-NN depends on the offset
+for name, shift in (('[0, 1]', lambda x: x), ('(x - 0.5) / 0.5', lambda x: (x - .5) / .5)):
+    fb = F.normalize(shift(bank).flatten(1), dim=1); fq = F.normalize(shift(qu).flatten(1), dim=1); v, ix = (fq @ fb.T).topk(20, dim=1)
+    print('raw pixels %s k-NN@20: %.2f' % (name, (torch.zeros(len(qu), 5).scatter_add_(1, bl[ix], (v / .07).exp()).argmax(1) == ql).float().mean().item() * 100))
 print('step 0 k-NN %.2f' % knn(teacher.b), flush=True)
 decay = [q for n, q in student.named_parameters() if q.requires_grad and q.ndim > 1 and n not in ('b.cls', 'b.pos')]
 nodecay = [q for n, q in student.named_parameters() if q.requires_grad and not (q.ndim > 1 and n not in ('b.cls', 'b.pos'))]
