@@ -4,7 +4,8 @@
 // results.csv is byte for byte the one a single process writes. It pays where one process
 // cannot use the cores: the wasm backend's kernels at small shapes are mostly single-threaded
 // (the default's training step is no faster with 2 threads than with 1), so two 1-thread
-// processes do twice the work of one 2-thread process.
+// processes do more than one 2-thread process (1.37x on the default on 2 cores: side by side
+// they share caches and memory bandwidth).
 //
 // The shards live in <run>/workers/<name>-shard<i>of<N>; each keeps its own checkpoints, so
 // `vitpeft run --resume <run>` (or the same command with --resume auto) continues every shard
@@ -22,7 +23,6 @@ import { THREADS_ENV, cpuCores, nativeInstalled } from '../di/backend';
 import { TOKENS } from '../di/tokens';
 import { pipeline } from '../pipelines/composer';
 import { mergeShards, missingJobs } from '../pipelines/mergeShards';
-import { RUN_RECORD } from '../pipelines/resume';
 import type { RecordedOptions } from '../pipelines/resume';
 import { isShardFolder, readShardGrid } from '../pipelines/shardGrid';
 import type { ReporterOptions } from '../stages/reporter/stage';
@@ -148,14 +148,12 @@ function shardIndex(folder: string): number {
 /** A parallel run: its folder, and what each worker is told (a fresh or continued shard). */
 export interface ParallelRun {
   readonly outDir: string;
-  readonly name: string;
   readonly plan: WorkerPlan;
   /** Each worker's arguments after `vitpeft [global options] run`. */
   readonly workerArgs: readonly (readonly string[])[];
   /** The global options every worker gets (--backend, --verbose). */
   readonly globalArgs: readonly string[];
   readonly plots: boolean;
-  readonly resume: boolean;
 }
 
 /** The arguments of shard i/N of a run from a pipeline file with the given options. */
@@ -184,7 +182,7 @@ interface WorkerExit {
 function forwardLines(stream: NodeJS.ReadableStream | null, prefix: string, write: (line: string) => void, keepLast: (line: string) => void): void {
   if (!stream) return;
   createInterface({ input: stream }).on('line', (line) => {
-    // A worker's progress bar (never drawn: its stderr is a pipe) and blank lines are dropped.
+    // A worker's stderr is a pipe, so it prints plain progress lines, never a bar; blank ones are dropped.
     if (line.trim() === '') return;
     keepLast(line);
     write(`${prefix}${line}\n`);
@@ -310,12 +308,10 @@ export function resumeParallel(outDir: string, shards: readonly string[], global
   const count = shards.length;
   return {
     outDir,
-    name: path.basename(outDir),
     plan: { workers: count, threads, reason: `continuing ${count} shard(s)` },
     workerArgs: shards.map((folder) => ['--resume', folder, '--no-plots']),
     globalArgs,
     plots,
-    resume: true,
   };
 }
 

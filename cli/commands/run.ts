@@ -187,12 +187,10 @@ function parallelRun(loaded: LoadedPipeline, outDir: string, given: RecordedOpti
   const file = path.resolve(loaded.file);
   return {
     outDir,
-    name: loaded.spec.name,
     plan,
     workerArgs: Array.from({ length: plan.workers }, (_, i) => shardArgs(file, outDir, { ...given, index: i + 1, count: plan.workers, resume })),
     globalArgs: workerGlobalArgs(command),
     plots: options.plots,
-    resume,
   };
 }
 

@@ -70,7 +70,8 @@ export function tradeoffSpec(points: readonly TradeoffPoint[], baselineRetention
       },
     },
   ];
-  if (hasSpread(points.flatMap((p) => [p.newTaskStd, p.retentionStd]))) {
+  const spread = hasSpread(points.flatMap((p) => [p.newTaskStd, p.retentionStd]));
+  if (spread) {
     // ± one standard deviation over seeds, in both directions, behind the points.
     const bar = (low: string, high: string, along: 'x' | 'y', other: string): VegaLiteSpec => ({
       mark: { type: 'errorbar', ticks: true },
@@ -92,7 +93,6 @@ export function tradeoffSpec(points: readonly TradeoffPoint[], baselineRetention
       ],
     });
   }
-  const spread = hasSpread(points.flatMap((p) => [p.newTaskStd, p.retentionStd]));
   return layeredChart(spread ? `${title} (mean ± std over seeds)` : title, 380, points.map((p) => withExtent(withExtent(p, 'newTaskAccuracy', p.newTaskStd), 'retentionAccuracy', p.retentionStd)), layers);
 }
 

@@ -261,7 +261,7 @@ export function meanCurves(points: readonly CurvePoint[]): CurvePoint[] {
     groups.set(key, [...(groups.get(key) ?? []), point]);
   }
   return [...groups.values()].map((group) => {
-    const spread = stat(group.map((p) => p.retentionAccuracy))!;
-    return { method: group[0].method, step: group[0].step, retentionAccuracy: spread.mean, retentionStd: spread.std };
+    const spread = stat(group.map((p) => p.retentionAccuracy));
+    return { method: group[0].method, step: group[0].step, retentionAccuracy: spread?.mean ?? NaN, retentionStd: spread?.std };
   });
 }
