@@ -64,6 +64,11 @@ export interface WorkerPlan {
   readonly reason: string;
 }
 
+/** Threads for each of `workers` processes: those asked for explicitly, else the cores shared out (at least 1). */
+export function threadsPerWorker(cores: number, workers: number, explicit?: number): number {
+  return explicit ?? Math.max(1, Math.floor(cores / workers));
+}
+
 /** A wasm process can grow its heap to 4 GiB; with Node's own memory, plan 5 GiB a worker. */
 const BYTES_PER_WORKER = 5 * 1024 ** 3;
 
@@ -81,7 +86,7 @@ export function planWorkers(requested: WorkersOption, context: WorkerContext): W
   }
   if (requested !== 'auto') {
     const workers = Math.min(requested, Math.max(1, context.jobs));
-    return { workers, threads: context.threads ?? Math.max(1, Math.floor(context.cores / workers)), reason: `--workers ${requested}` };
+    return { workers, threads: threadsPerWorker(context.cores, workers, context.threads), reason: `--workers ${requested}` };
   }
   if (context.backend === 'cpu') return one('the cpu backend');
   if (context.backend === 'tensorflow' || (context.backend === 'auto' && context.native)) return one('native TensorFlow uses every core itself');
@@ -89,7 +94,7 @@ export function planWorkers(requested: WorkersOption, context: WorkerContext): W
   const byMemory = Math.max(1, Math.floor(context.memory / BYTES_PER_WORKER));
   const workers = Math.max(1, Math.min(context.cores, context.jobs, byMemory));
   if (workers < 2) return one(context.cores < 2 ? 'one core' : 'memory for one wasm heap');
-  return { workers, threads: context.threads ?? Math.max(1, Math.floor(context.cores / workers)), reason: `auto: ${context.cores} cores, ${context.jobs} jobs` };
+  return { workers, threads: threadsPerWorker(context.cores, workers, context.threads), reason: `auto: ${context.cores} cores, ${context.jobs} jobs` };
 }
 
 /** `--workers <n|auto>` (or VITPEFT_WORKERS, named as `source`). */
@@ -277,10 +282,7 @@ export async function runParallel(run: ParallelRun, write: (text: string) => voi
   const failed = exits.filter((exit) => exit.code !== EXIT.ok && exit.code !== EXIT.interrupted);
   const interrupted = exits.filter((exit) => exit.code === EXIT.interrupted);
   const resume = `vitpeft run --resume ${outDir}`;
-  if (shards.length === 0) {
-    const first = failed[0];
-    throw new Error(`worker ${(first?.index ?? 0) + 1}/${plan.workers} ended (${describeExit(first)}) before writing its shard${first?.lastLine ? `: ${first.lastLine}` : ''}`);
-  }
+  if (shards.length === 0) throw new Error(`${failed.length > 0 ? describeWorker(failed[0], plan.workers) : 'every worker'} ended before writing its shard`);
   const grid = readShardGrid(shards);
   const missing = missingJobs(grid);
   if (missing.length < grid.jobs.length) {
@@ -291,16 +293,16 @@ export async function runParallel(run: ParallelRun, write: (text: string) => voi
   }
   const merged = `${grid.jobs.length - missing.length} of ${grid.jobs.length} job(s) merged into ${outDir}`;
   if (failed.length > 0) {
-    const list = failed.map((exit) => `worker ${exit.index + 1}/${plan.workers} (${describeExit(exit)}${exit.lastLine ? `: ${exit.lastLine}` : ''})`).join('; ');
-    throw new Error(`${list}; ${merged}; continue with: ${resume}`);
+    throw new Error(`${failed.map((exit) => describeWorker(exit, plan.workers)).join('; ')}; ${merged}; continue with: ${resume}`);
   }
   if (interrupted.length > 0 || missing.length > 0) throw new InterruptedError(`run interrupted; ${merged}; every shard keeps its checkpoint; continue with: ${resume}`);
   write(`vitpeft: ${merged}\n`);
 }
 
-function describeExit(exit: WorkerExit | undefined): string {
-  if (!exit) return 'no exit status';
-  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
+/** `worker i/N (exit code C: its last line)`, for the errors. */
+function describeWorker(exit: WorkerExit, count: number): string {
+  const status = exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
+  return `worker ${exit.index + 1}/${count} (${status}${exit.lastLine ? `: ${exit.lastLine}` : ''})`;
 }
 
 /** The run as workers continue it: each shard folder of `outDir` resumed with its own saved options. */

@@ -32,7 +32,7 @@ import { DEFAULT_PORT, LiveServer, startLiveServer } from '../serve/liveServer';
 import { serveUntilSignal } from '../serve/untilSignal';
 import { THREADS_ENV, resolveThreads } from '../../di/backend';
 import type { GlobalOptions } from '../startBackend';
-import { ParallelRun, WORKERS_ENV, WORKERS_FOLDER, WorkerPlan, WorkersOption, clearWorkers, machine, parseWorkers, planWorkers, resumeParallel, runParallel, shardArgs, watchParent, workerShardFolders, workersOption } from '../workers';
+import { ParallelRun, WORKERS_ENV, WORKERS_FOLDER, WorkerPlan, WorkersOption, clearWorkers, machine, parseWorkers, planWorkers, resumeParallel, runParallel, shardArgs, threadsPerWorker, watchParent, workerShardFolders, workersOption } from '../workers';
 
 interface RunCommandOptions {
   out: string;
@@ -166,11 +166,12 @@ function workerPlan(loaded: LoadedPipeline, outDir: string, options: RunCommandO
     options.serve !== undefined ? '--serve' :
     options.resume === RESUME_AUTO && fs.existsSync(path.join(outDir, RUN_RECORD)) ? 'a run started in one process' :
     undefined;
-  const jobs = planJobs(loaded.spec, { only: options.only, seeds: options.seeds }).length;
-  const plan = planWorkers(workersOption(options.workers), { jobs, cores: facts.cores, memory: facts.memory, backend, native: facts.native, threads: explicitThreads(command), singleProcessBecause });
+  const requested = workersOption(options.workers);
+  const threads = explicitThreads(command);
   // --resume auto continues started shards with their own count.
-  if (started.length > 0 && singleProcessBecause === undefined) return { ...plan, workers: started.length, reason: `continuing ${started.length} shard(s)` };
-  return plan;
+  if (started.length > 0 && singleProcessBecause === undefined) return { workers: started.length, threads: threadsPerWorker(facts.cores, started.length, threads), reason: `continuing ${started.length} shard(s)` };
+  const jobs = planJobs(loaded.spec, { only: options.only, seeds: options.seeds }).length;
+  return planWorkers(requested, { jobs, cores: facts.cores, memory: facts.memory, backend, native: facts.native, threads, singleProcessBecause });
 }
 
 /** A parallel run of a pipeline file: each worker runs shard i/N of it into <run>/workers. */
@@ -227,7 +228,7 @@ export function runCommand(): Command {
           // A run its workers started: each shard continues with the options saved in its run.json.
           refuseGivenOptions(outDir, command, path.join(outDir, WORKERS_FOLDER, '*', RUN_RECORD));
           if (file !== undefined) throw new UsageError(`--resume ${options.resume}: a run of worker shards continues with the pipeline saved in each shard; leave out the pipeline file`);
-          const threads = explicitThreads(command) ?? Math.max(1, Math.floor(machine().cores / shards.length));
+          const threads = threadsPerWorker(machine().cores, shards.length, explicitThreads(command));
           await runParallel(resumeParallel(outDir, shards, workerGlobalArgs(command), options.plots, threads));
           return;
         }
