@@ -107,3 +107,25 @@ export function depthwiseAttention(qkv: tf.Tensor2D, shape: AttentionShape): tf.
   });
   return tf.tidy(() => core(qkv));
 }
+
+/**
+ * The class token's row of the same function: softmax(q_cls k^T / sqrt(d)) v per sequence and
+ * head, from the full qkv rows [batch * tokens, 3 * width] (the class token is each sequence's
+ * first row) -> [batch, width]. What a network's last block needs when only its class token is
+ * read: its query is one row, so the products are element-wise products and sums, with the
+ * gradient taken op by op.
+ */
+export function classTokenAttention(qkv: tf.Tensor2D, shape: AttentionShape): tf.Tensor2D {
+  const { batch, tokens, heads } = shape;
+  const { width, headDim } = checkQkv(qkv, shape);
+  return tf.tidy(() => {
+    const sequences = tf.reshape(qkv, [batch, tokens, 3 * width]);
+    const query = tf.mul(tf.slice(sequences, [0, 0, 0], [batch, 1, width]), 1 / Math.sqrt(headDim)); // [B, 1, W]
+    const keys = tf.slice(sequences, [0, 0, width], [batch, tokens, width]);
+    const values = tf.reshape(tf.slice(sequences, [0, 0, 2 * width], [batch, tokens, width]), [batch, tokens, heads, headDim]);
+    const scores = tf.sum(tf.reshape(tf.mul(keys, query), [batch, tokens, heads, headDim]), 3); // [B, T, H]
+    const weights = tf.softmax(tf.transpose(scores, [0, 2, 1])); // [B, H, T], softmax over the keys
+    const mixed = tf.sum(tf.mul(tf.reshape(tf.transpose(weights, [0, 2, 1]), [batch, tokens, heads, 1]), values), 1); // [B, H, D]
+    return tf.reshape(mixed, [batch, width]) as tf.Tensor2D;
+  });
+}

@@ -5,7 +5,7 @@
 // backend runs fastest.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { batchedAttention, depthwiseAttention } from '../ops/attentionCore';
+import { batchedAttention, classTokenAttention, depthwiseAttention } from '../ops/attentionCore';
 import { kernelPolicy } from '../ops/kernelPolicy';
 import { Linear, Projection } from './linear';
 import { ForwardContext, Module, NamedParameter, SeedSource, UNSEEDED, prefixed } from './module';
@@ -36,6 +36,11 @@ export class Attention implements Module {
       const core = kernelPolicy().attention === 'depthwise-conv' ? depthwiseAttention : batchedAttention;
       return this.proj.forward(core(this.qkv.forward(x, context), { batch, tokens, heads: this.heads }), context);
     });
+  }
+
+  /** forward's class-token rows only, [batch, width]: every token's keys and values, one query a sequence. */
+  forwardClassToken(x: tf.Tensor2D, batch: number, tokens: number, context: ForwardContext): tf.Tensor2D {
+    return tf.tidy(() => this.proj.forward(classTokenAttention(this.qkv.forward(x, context), { batch, tokens, heads: this.heads }), context));
   }
 
   namedParameters(): NamedParameter[] {

@@ -28,6 +28,20 @@ export class Block implements Module {
     });
   }
 
+  /**
+   * forward's class-token rows only, [batch, width], from all token rows: attention reads every
+   * token, but the residual, the second norm and the MLP run on one row a sequence. For a last
+   * block, whose other rows nothing reads.
+   */
+  forwardClassToken(x: tf.Tensor2D, batch: number, tokens: number, context: ForwardContext): tf.Tensor2D {
+    return tf.tidy(() => {
+      const cls = classTokenRows(x, batch, tokens);
+      if (this.added && context.unplugged) return cls;
+      const afterAttention = tf.add<tf.Tensor2D>(cls, this.attn.forwardClassToken(this.norm1.forward(x), batch, tokens, context));
+      return tf.add<tf.Tensor2D>(afterAttention, this.mlp.forward(this.norm2.forward(afterAttention), context));
+    });
+  }
+
   namedParameters(): NamedParameter[] {
     return [
       ...prefixed('norm1', this.norm1.namedParameters()),
@@ -48,4 +62,10 @@ export class Block implements Module {
     this.norm2.dispose();
     this.mlp.dispose();
   }
+}
+
+/** The first row of each sequence of token rows [batch * tokens, width]: [batch, width]. */
+export function classTokenRows(rows: tf.Tensor2D, batch: number, tokens: number): tf.Tensor2D {
+  const width = rows.shape[1];
+  return tf.tidy(() => tf.reshape(tf.slice(tf.reshape(rows, [batch, tokens, width]), [0, 0, 0], [batch, 1, width]), [batch, width]) as tf.Tensor2D);
 }

@@ -3,7 +3,7 @@
 // as in timm: forwardFeatures (normed tokens), pool (the class token), forwardHead (logits).
 
 import * as tf from '@tensorflow/tfjs-core';
-import { Block } from './block';
+import { Block, classTokenRows } from './block';
 import { VitConfig, gridSize, validateConfig } from './config';
 import { LayerNorm } from './layerNorm';
 import { Linear } from './linear';
@@ -151,9 +151,29 @@ export class VisionTransformer implements Module {
     return tf.tidy(() => tf.reshape(tf.slice(features, [0, 0, 0], [batch, 1, width]), [batch, width]) as tf.Tensor2D);
   }
 
+  /**
+   * Blocks [from, depth) on token rows, then the final norm of the class token: [batch, width].
+   * The last block computes only the class token's row (Block.forwardClassToken): nothing reads
+   * the others, so this is pool(forwardFeatures) with about a sixth less work at depth 6.
+   */
+  classTokenAfter(rows: tf.Tensor2D, batch: number, tokens: number, context: ForwardContext = DEFAULT_CONTEXT, from = 0): tf.Tensor2D {
+    return tf.tidy(() => {
+      const last = this.blocks.length - 1;
+      const cls =
+        from > last
+          ? classTokenRows(rows, batch, tokens)
+          : this.blocks[last].forwardClassToken(this.forwardBlocks(rows, batch, tokens, context, from, last), batch, tokens, context);
+      return this.norm.forward(cls);
+    });
+  }
+
   /** The pretrained representation: class token after the final norm (not L2-normalised). */
   embedCls(images: tf.Tensor4D, context: ForwardContext = DEFAULT_CONTEXT): tf.Tensor2D {
-    return tf.tidy(() => this.pool(this.forwardFeatures(images, context)));
+    this.checkImages(images);
+    return tf.tidy(() => {
+      const { rows, batch, tokens } = this.embed(images);
+      return this.classTokenAfter(rows, batch, tokens, context);
+    });
   }
 
   forwardHead(pooled: tf.Tensor2D): tf.Tensor2D {

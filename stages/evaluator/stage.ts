@@ -90,10 +90,7 @@ function argmaxMatches(logits: tf.Tensor2D, labels: Int32Array, offset: number):
 
 /** Blocks [from, depth), the final norm and the class token, from kept token rows: embedCls's second half. */
 function classFeaturesAfter(model: VisionTransformer, kept: FrozenBatch, from: number, context: ForwardContext): tf.Tensor2D {
-  return tf.tidy(() => {
-    const rows = model.forwardBlocks(kept.rows, kept.batch, kept.tokens, context, from, model.blocks.length);
-    return model.pool(tf.reshape(model.norm.forward(rows), [kept.batch, kept.tokens, model.width]) as tf.Tensor3D);
-  });
+  return model.classTokenAfter(kept.rows, kept.batch, kept.tokens, context, from);
 }
 
 /** A first pass's features, computed in two halves so the frozen half is recorded. */

@@ -2,7 +2,7 @@
 // prefix runs outside the gradient tape (no activations kept for backprop, no gradient work),
 // the rest inside. When the embeddings themselves train (full fine-tuning) there is no frozen
 // prefix: embedding and every block run inside the tape. Only the class-token rows go through
-// the final norm and the head.
+// the last block's MLP, the final norm and the head (VisionTransformer.classTokenAfter).
 
 import * as tf from '@tensorflow/tfjs-core';
 import { ForwardContext } from '../../models/vit/module';
@@ -30,12 +30,7 @@ export function forwardPrefix(model: VisionTransformer, images: tf.Tensor4D, fro
   return { rows, ...shape };
 }
 
-/** Blocks [from, depth), final norm on the class tokens, head: the logits. */
+/** Blocks [from, depth) (the last on the class tokens only), final norm, head: the logits. */
 export function forwardSuffix(model: VisionTransformer, prefix: PrefixOutput, from: number, context: ForwardContext = {}): tf.Tensor2D {
-  return tf.tidy(() => {
-    const { batch, tokens } = prefix;
-    const rows = model.forwardBlocks(prefix.rows, batch, tokens, context, from, model.blocks.length);
-    const cls = tf.reshape(tf.slice(tf.reshape(rows, [batch, tokens, model.width]), [0, 0, 0], [batch, 1, model.width]), [batch, model.width]) as tf.Tensor2D;
-    return model.forwardHead(model.norm.forward(cls));
-  });
+  return tf.tidy(() => model.forwardHead(model.classTokenAfter(prefix.rows, prefix.batch, prefix.tokens, context, from)));
 }
