@@ -4,7 +4,10 @@
 // Nested kernels (inside a custom gradient) are counted inside their parent too, so the total
 // exceeds the step time when custom gradients run.
 //
-//   node dist/bench/profile.js [--method full|lora-r8|block-p2|linear] [--shape reference|default] [--threads N] [--shapes] [--top K]
+// With --forward it profiles the evaluation's forward pass instead (embedCls: the class token after
+// the final norm) at --batch images (default 256), as the k-NN evaluation runs it.
+//
+//   node dist/bench/profile.js [--method full|lora-r8|block-p2|linear] [--shape reference|default] [--forward [--batch N]] [--threads N] [--shapes] [--top K]
 
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../di/backend';
@@ -39,11 +42,14 @@ async function main(args: string[]): Promise<void> {
     numClasses: classes,
     settings: { optimizer: 'sgd', momentum: 0.9, schedule: 'constant', lr: 0.005, warmupSteps: 0, steps: 100, batchSize: 32, seed: 0 },
   });
-  const images = tf.randomNormal([32, config.imageSize, config.imageSize, 3]) as tf.Tensor4D;
-  const labels = tf.tensor1d(Array.from({ length: 32 }, (_, i) => i % classes), 'int32');
-  for (let i = 0; i < 2; i++) session.step(images, labels);
+  const forward = args.includes('--forward');
+  const batch = forward ? Number(value('--batch') ?? 256) : 32;
+  const images = tf.randomNormal([batch, config.imageSize, config.imageSize, 3]) as tf.Tensor4D;
+  const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % classes), 'int32');
+  const run = forward ? () => tf.dispose(surgery.model.embedCls(images)) : () => void session.step(images, labels);
+  for (let i = 0; i < 2; i++) run();
   const started = Date.now();
-  const profile = await tf.profile(() => void session.step(images, labels));
+  const profile = await tf.profile(run);
   const wall = Date.now() - started;
   const totals = new Map<string, { ms: number; count: number }>();
   for (const kernel of profile.kernels) {
@@ -55,7 +61,7 @@ async function main(args: string[]): Promise<void> {
   }
   const rows = [...totals.entries()].sort((a, b) => b[1].ms - a[1].ms);
   const sum = rows.reduce((s, [, e]) => s + e.ms, 0);
-  process.stdout.write(`${method}, ${shape} shape, on ${info.description}: ${profile.kernels.length} kernel calls; profiled step ${wall} ms wall, kernels sum ${sum.toFixed(0)} ms\n`);
+  process.stdout.write(`${method}, ${shape} shape, ${forward ? `class-token forward at batch ${batch}` : 'training step at batch 32'}, on ${info.description}: ${profile.kernels.length} kernel calls; profiled step ${wall} ms wall, kernels sum ${sum.toFixed(0)} ms\n`);
   for (const [key, { ms, count }] of rows.slice(0, top)) process.stdout.write(`${ms.toFixed(1).padStart(9)} ms ${String(count).padStart(5)}x  ${key}\n`);
   tf.dispose([images, labels]);
   session.dispose();
