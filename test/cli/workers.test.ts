@@ -1,7 +1,7 @@
 // `vitpeft run --workers N`: how many workers a run gets, and the parallel run itself on the toy
 // pipeline: the merged folder equals a single process's run (results.csv byte for byte), a stop
 // signal checkpoints every worker and --resume finishes the run to the same files, and workers
-// whose parent was killed stop themselves.
+// whose parent was killed stop themselves; a worker that dies is named after the others are merged.
 
 import { ChildProcess, spawn } from 'child_process';
 import { expect } from 'chai';
@@ -179,6 +179,32 @@ describe('vitpeft run --workers 2 on the toy pipeline (child processes)', functi
     const finished = fs.existsSync(results) ? readCsv(results).filter((row) => row.method !== 'pretrained' && row.status === 'ok') : [];
     expect(finished.length, 'worker 1 stopped before the end of its 3 jobs').to.be.lessThan(3);
     const resumed = runCli(['--backend', 'wasm', ...args(out, '2'), '--resume', 'auto']);
+    expect(resumed.status, resumed.stderr).to.equal(0);
+    expectSameRun(run, reference);
+  });
+
+  it('a worker that dies (SIGKILL from outside) is named with its signal after the other shard is merged; --resume finishes the run', async () => {
+    const out = tempFolder('vitpeft-workers-dead-');
+    const run = path.join(out, 'toy');
+    let victim = 0;
+    let cancel = () => undefined as void;
+    const ended = await startCli(args(out, '2'), (child) => {
+      cancel = whenRows(path.join(run, 'workers', 'toy-shard2of2', 'metrics.csv'), 2, () => {
+        victim = workersOf(child.pid!).find((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').includes('2/2')) ?? 0;
+        if (victim) process.kill(victim, 'SIGKILL');
+      });
+    });
+    cancel();
+    expect(victim, 'worker 2 found through /proc').to.be.above(0);
+    expect(ended.code, ended.stderr).to.equal(1);
+    const last = ended.stderr.trim().split('\n').pop()!;
+    expect(last).to.match(/worker 2\/2 \(killed by SIGKILL/);
+    expect(last).to.match(/(\d) of 6 job\(s\) merged into/);
+    expect(last).to.include(`continue with: vitpeft run --resume ${run}`);
+    // Worker 1 ran its three jobs to the end, and they are in the run's own results.csv.
+    const merged = readCsv(path.join(run, 'results.csv')).filter((row) => row.method !== 'pretrained' && row.status === 'ok');
+    expect(merged.length, last).to.be.at.least(3);
+    const resumed = runCli(['--backend', 'wasm', 'run', '--resume', run]);
     expect(resumed.status, resumed.stderr).to.equal(0);
     expectSameRun(run, reference);
   });
