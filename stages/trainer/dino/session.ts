@@ -49,10 +49,14 @@ export function decayed(name: string, variable: tf.Variable): boolean {
 
 /** Scales each gradient to an L2 norm of at most maxNorm on its own (DINO's utils.clip_gradients). */
 export function clipEachByNorm(grads: readonly tf.Tensor[], maxNorm: number): tf.Tensor[] {
-  return grads.map((grad) =>
+  // Every norm in one read; sqrt(sum(x^2)) rather than tf.norm, whose |x|^2 is a Pow kernel
+  // (scalar and slow on wasm).
+  const normTensor = tf.tidy(() => tf.sqrt(tf.stack(grads.map((grad) => tf.sum(tf.square(grad))))));
+  const norms = normTensor.dataSync();
+  normTensor.dispose();
+  return grads.map((grad, i) =>
     tf.tidy(() => {
-      const norm = tf.norm(grad).dataSync()[0];
-      const scale = maxNorm / (norm + 1e-6);
+      const scale = maxNorm / (norms[i] + 1e-6);
       return scale < 1 ? tf.mul(grad, scale) : grad.clone();
     }),
   );
