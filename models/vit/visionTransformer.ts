@@ -1,6 +1,8 @@
 // A Vision Transformer (timm's VisionTransformer with a class token and absolute position
 // embeddings), composed of small parts whose parameters carry timm's names. forward is split
-// as in timm: forwardFeatures (normed tokens), pool (the class token), forwardHead (logits).
+// as in timm: forwardFeatures (normed tokens), pool (the class token), forwardHead (logits);
+// embedCls, which forward, the evaluation and DINO use, computes pool(forwardFeatures) with the
+// last block on the class token only (classTokenAfter).
 
 import * as tf from '@tensorflow/tfjs-core';
 import { Block, classTokenRows } from './block';

@@ -88,11 +88,6 @@ function argmaxMatches(logits: tf.Tensor2D, labels: Int32Array, offset: number):
   return correct;
 }
 
-/** Blocks [from, depth), the final norm and the class token, from kept token rows: embedCls's second half. */
-function classFeaturesAfter(model: VisionTransformer, kept: FrozenBatch, from: number, context: ForwardContext): tf.Tensor2D {
-  return model.classTokenAfter(kept.rows, kept.batch, kept.tokens, context, from);
-}
-
 /** A first pass's features, computed in two halves so the frozen half is recorded. */
 function recordedFeatures(model: VisionTransformer, images: tf.Tensor4D, labels: Int32Array, cache: FrozenPrefixCache, record: (batch: FrozenBatch) => void, context: ForwardContext): tf.Tensor2D {
   if (cache.keepsFeatures) {
@@ -104,7 +99,7 @@ function recordedFeatures(model: VisionTransformer, images: tf.Tensor4D, labels:
   try {
     const frozen = { rows: prefix.rows, batch: prefix.batch, tokens: prefix.tokens, labels };
     record(frozen);
-    return classFeaturesAfter(model, frozen, cache.from, context);
+    return model.classTokenAfter(frozen.rows, frozen.batch, frozen.tokens, context, cache.from);
   } finally {
     prefix.rows.dispose();
   }
@@ -148,7 +143,7 @@ export class DualEvaluator implements EvaluatorStage {
     const recording = kept ? undefined : cache?.record(source, transform, batchSize);
     try {
       if (kept) {
-        for (const batch of kept) add(cache!.keepsFeatures ? batch.rows.clone() : classFeaturesAfter(model, batch, cache!.from, context), batch.labels);
+        for (const batch of kept) add(cache!.keepsFeatures ? batch.rows.clone() : model.classTokenAfter(batch.rows, batch.batch, batch.tokens, context, cache!.from), batch.labels);
       } else {
         await lastValueFrom(
           this.dataset.batches(source, { batchSize, shuffle: false, epochs: 1, transform }).pipe(
