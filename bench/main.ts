@@ -172,6 +172,19 @@ async function runAll(options: BenchOptions): Promise<void> {
   }
   const backend = reports[0]?.backend ?? 'none';
   log(`backend: ${backend}; cpu ms: CPU time of a run, all threads; peak MiB: peak resident memory of the case's own process (startup included)`);
+  const jobs = reports.filter((report) => report.parts && report.id.startsWith('job.'));
+  if (jobs.length > 0) {
+    const splitWidths = [24, 0, 7, 11, 14, 11, 17];
+    log('');
+    log(formatRow(['job (one method)', '', 'wall s', 'training s', 'evaluations s', 'baseline s', 'evaluation share'], splitWidths));
+    for (const report of jobs) {
+      const parts = report.parts!;
+      const seconds = (key: string) => (parts[key] ?? NaN).toFixed(1);
+      const share = `${Math.round(100 * (parts.evaluation_share_of_job ?? NaN))}%`;
+      log(formatRow([report.id, '', (report.median_ms / 1000).toFixed(1), seconds('training_seconds'), seconds('evaluation_seconds'), seconds('baseline_seconds'), share], splitWidths));
+    }
+    log('evaluation share: evaluations / (wall - baseline), the job without the pretrained model\'s own evaluation');
+  }
   const summary: Record<string, unknown> = {
     commit,
     node: process.version,
