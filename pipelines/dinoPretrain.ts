@@ -189,7 +189,7 @@ export async function pretrainDino(stages: Pick<Stages, 'dataset' | 'evaluator'>
     const { crops, outDim } = data.dino;
     options.log(
       `DINO pretraining '${spec.name}': ${data.models.teacher.parameterCount().toLocaleString('en-US')} backbone parameters, K = ${outDim}, on ${data.source.description} (labels unused), ` +
-        `2 global views at ${spec.preprocess.size} px + ${crops.localCrops} local at ${crops.localSize} px, ${steps} steps`,
+        `2 global views at ${spec.preprocess.size} px + ${crops.localCrops} local at ${crops.localSize} px, ${steps} steps${data.dino.scheduleSteps !== undefined && data.dino.scheduleSteps > steps ? ` (the first of a ${data.dino.scheduleSteps}-step schedule)` : ''}`,
     );
     let entropy = NaN;
     const record = (event: DinoPretrainEvent, logs: PretrainLogs<(typeof METRIC_COLUMNS)[number], (typeof EVAL_COLUMNS)[number]>) => {

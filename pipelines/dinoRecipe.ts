@@ -27,6 +27,7 @@ export function resolveDino(spec: PretrainSpec): DinoSettings {
     weightDecay: { ...d.weightDecay, ...dino.weightDecay },
     clipGradNorm: dino.clipGradNorm ?? d.clipGradNorm,
     koleo: dino.koleo ?? d.koleo,
+    ...(dino.scheduleSteps !== undefined ? { scheduleSteps: dino.scheduleSteps } : {}),
     crops: {
       globalScale: pair(dino.crops?.globalScale, d.crops.globalScale),
       localCrops: dino.crops?.localCrops ?? d.crops.localCrops,

@@ -33,6 +33,8 @@ export const DinoSpec = closed(
     weightDecay: closed('weightDecay', {}, { start: NonNegativeNumber, end: NonNegativeNumber }),
     clipGradNorm: NonNegativeNumber,
     koleo: NonNegativeNumber,
+    /** The cosine schedules' length when the run is their first train.steps steps (at least train.steps). */
+    scheduleSteps: PositiveInt,
     crops: closed('crops', {}, { globalScale: Range, localCrops: NonNegativeInt, localSize: PositiveInt, localScale: Range }),
     augment: closed(
       'augment',
@@ -103,6 +105,7 @@ function dinoProblems(spec: PretrainSpec): string[] {
   const patch = spec.architecture.patchSize;
   if (dino.outDim !== undefined && dino.outDim < 2) problems.push(`dino.outDim: K must be at least 2 prototypes, got ${dino.outDim}`);
   if (dino.teacherMomentum !== undefined && !(dino.teacherMomentum >= 0 && dino.teacherMomentum <= 1)) problems.push(`dino.teacherMomentum: expected a number in [0, 1], got ${dino.teacherMomentum}`);
+  if (dino.scheduleSteps !== undefined && dino.scheduleSteps < spec.train.steps) problems.push(`dino.scheduleSteps: the schedules' ${dino.scheduleSteps} steps are fewer than train.steps ${spec.train.steps}; expected at least ${spec.train.steps}`);
   const localSize = dino.crops?.localSize;
   if (localSize !== undefined && localSize % patch !== 0) problems.push(`dino.crops.localSize: ${localSize} is not a multiple of architecture.patchSize ${patch}`);
   for (const key of ['globalScale', 'localScale'] as const) {

@@ -97,11 +97,12 @@ export class DinoSession {
   /** The schedules' values for the step after `completed` steps. */
   schedules(completed: number): { lr: number; weightDecay: number; teacherTemperature: number; teacherMomentum: number } {
     const { dino, train } = this.job;
+    const span = dino.scheduleSteps ?? train.steps;
     return {
-      lr: learningRate(train, completed),
-      weightDecay: cosineSchedule(dino.weightDecay.start, dino.weightDecay.end, completed, train.steps),
+      lr: learningRate({ ...train, steps: span }, completed),
+      weightDecay: cosineSchedule(dino.weightDecay.start, dino.weightDecay.end, completed, span),
       teacherTemperature: teacherTemperature(dino.teacherTemperature, completed),
-      teacherMomentum: teacherMomentum(dino.teacherMomentum, completed, train.steps),
+      teacherMomentum: teacherMomentum(dino.teacherMomentum, completed, span),
     };
   }
 

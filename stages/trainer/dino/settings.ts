@@ -45,9 +45,9 @@ export interface DinoSettings {
   /** Linear from start to end over warmupSteps, then end. */
   readonly teacherTemperature: { readonly start: number; readonly end: number; readonly warmupSteps: number };
   readonly centerMomentum: number;
-  /** The teacher's EMA momentum at step 0; it follows a cosine to 1 over all steps. */
+  /** The teacher's EMA momentum at step 0; it follows a cosine to 1 over the schedule's steps. */
   readonly teacherMomentum: number;
-  /** Weight decay on a cosine from start to end over all steps. */
+  /** Weight decay on a cosine from start to end over the schedule's steps. */
   readonly weightDecay: { readonly start: number; readonly end: number };
   /** Each parameter's gradient is clipped to this L2 norm (0: none), as DINO's clip_gradients. */
   readonly clipGradNorm: number;
@@ -57,6 +57,12 @@ export interface DinoSettings {
    * over the two global views. It spreads the features out (DINOv2 uses 0.1).
    */
   readonly koleo: number;
+  /**
+   * The learning rate's, the weight decay's and the teacher momentum's cosines are laid out over
+   * this many steps (absent: the run's train.steps). Longer than the run, it stops before the
+   * annealed end: the run is the first steps of a longer schedule.
+   */
+  readonly scheduleSteps?: number;
   readonly crops: DinoCropSettings;
   readonly augment: DinoAugmentSettings;
 }
