@@ -1,10 +1,12 @@
+import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
 import { MethodResult } from '../../common/events';
 import { resultsCsv } from '../../stages/reporter/stage';
 import { CLOSE_CALL_POINTS, chooseLearningRates, followUpCommand } from '../../scripts/chooseLearningRates';
-import { END, START, updateReadme } from '../../scripts/updateReadme';
+import { barScores } from '../../scripts/knnBar';
+import { END, SECTIONS, START, markers, updateReadme } from '../../scripts/updateReadme';
 import { tempFolder } from '../helpers/datasetFixtures';
 
 function result(method: string, newTaskAccuracy: number | undefined, status: MethodResult['status'] = 'ok', retentionAccuracy = 90, seed = 0): MethodResult {
@@ -70,5 +72,27 @@ describe('scripts', () => {
     expect(updated).to.include('took 5.0 minutes');
     expect(updated).to.include('docs/default-tradeoff.svg');
     expect(() => updateReadme('# no markers', dir)).to.throw(/markers/);
+    // A second section (the supervised backbone's) is replaced on its own markers, the default's kept.
+    const { start, end } = markers(SECTIONS.supervised);
+    const both = updateReadme(`${START}\nold default\n${END}\n${start}\nold supervised\n${end}\n`, dir, 120, SECTIONS.supervised);
+    expect(both).to.include('\nold default\n');
+    expect(both).to.not.include('old supervised');
+    expect(both).to.include('`vitpeft run pipelines/split-mnist-supervised.json` took 2.0 minutes');
+    expect(both).to.include('docs/supervised-forgetting.svg');
+  });
+
+  it('knnBar: the model, raw pixels as stored and as the ViT sees them, each with the same bank (the offset changes cosine k-NN)', () => {
+    const tensors = tf.memory().numTensors;
+    // Two-pixel images. Stored, every image points into the positive quadrant and the query of
+    // class 1 ([0.3, 0.3]) is collinear with class 0's bank image; centred, it points away from it.
+    const images = (rows: number[][], labels: number[]) => ({ pixels: tf.tensor4d(rows.flat(), [rows.length, 1, 2, 1]), labels: Int32Array.from(labels), numClasses: 2 });
+    const bank = images([[0.9, 0.9], [0.2, 0.3]], [0, 1]);
+    const query = images([[0.3, 0.3], [0.8, 0.8]], [1, 0]);
+    const embed = (pixels: tf.Tensor4D) => tf.tidy(() => tf.neg(pixels).reshape([pixels.shape[0], 2]) as tf.Tensor2D);
+    expect(barScores(bank, query, embed, { k: 1, mean: 0.5, std: 0.5 })).to.deep.equal({ model: 50, rawStored: 50, rawAsSeen: 100 });
+    const centred = (pixels: tf.Tensor4D) => tf.tidy(() => pixels.sub(0.5).reshape([pixels.shape[0], 2]) as tf.Tensor2D);
+    expect(barScores(bank, query, centred, { k: 1, mean: 0.5, std: 0.5 }).model).to.equal(100);
+    tf.dispose([bank.pixels, query.pixels]);
+    expect(tf.memory().numTensors, 'tensors left').to.equal(tensors);
   });
 });

@@ -100,6 +100,21 @@ describe('DINO: loss, schedules, teacher EMA, session', () => {
     expect(teacherTemperature(temperature, steps - 1)).to.equal(0.07);
   });
 
+  it('scheduleSteps lays the cosines over a longer schedule than the run: the run is its first steps', () => {
+    const models = DinoModels.init(CONFIG, SETTINGS, 5);
+    const whole = new DinoSession({ models, dino: SETTINGS, train: { ...TRAIN, steps: 60 } });
+    const first = new DinoSession({ models, dino: { ...SETTINGS, scheduleSteps: 60 }, train: TRAIN });
+    const own = new DinoSession({ models, dino: SETTINGS, train: TRAIN });
+    for (const step of [0, 1, 3, 5]) expect(first.schedules(step), `step ${step}`).to.deep.equal(whole.schedules(step));
+    // At the run's last step its own 6-step cosines are nearly annealed; the 60-step schedule's are not.
+    expect(own.schedules(5).lr).to.be.below(0.1 * TRAIN.lr);
+    expect(first.schedules(5).lr).to.be.closeTo(TRAIN.lr * 0.5 * (1 + Math.cos((Math.PI * 4) / 59)), 1e-12);
+    expect(first.schedules(5).teacherMomentum).to.be.closeTo(teacherMomentum(SETTINGS.teacherMomentum, 5, 60), 1e-15);
+    expect(first.schedules(5).teacherMomentum).to.be.below(own.schedules(5).teacherMomentum);
+    models.dispose();
+    tf.dispose([whole.center, first.center, own.center]);
+  });
+
   it('the teacher is exactly the EMA of the student weights recorded after each step; the centre moves, the step leaks nothing', () => {
     const models = DinoModels.init(CONFIG, SETTINGS, 5);
     const session = new DinoSession({ models, dino: SETTINGS, train: TRAIN });
