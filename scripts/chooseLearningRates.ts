@@ -81,6 +81,17 @@ export function followUpCommand(choices: readonly Choice[], pipelineFile: string
   return `node bin/vitpeft.js run ${pipelineFile} --only ${names.join(',')} --seeds ${FOLLOW_UP_SEEDS} --no-save-models --no-plots --out ${outDir}`;
 }
 
+/**
+ * The pipeline file a run folder ran, as its run record names it: run.json, or for a run in
+ * several worker processes (--workers), the first shard's under workers/.
+ */
+export function pipelineFileOf(runDir: string): string | undefined {
+  const workers = path.join(runDir, 'workers');
+  const shards = fs.existsSync(workers) ? fs.readdirSync(workers).sort().map((shard) => path.join(workers, shard, 'run.json')) : [];
+  const record = [path.join(runDir, 'run.json'), ...shards].find((file) => fs.existsSync(file));
+  return record === undefined ? undefined : (JSON.parse(fs.readFileSync(record, 'utf8')) as { file?: string }).file;
+}
+
 if (require.main === module) {
   const runDirs = process.argv.slice(2);
   if (runDirs.length === 0) {
@@ -104,9 +115,8 @@ if (require.main === module) {
   const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
   process.stdout.write(`validation accuracy (%) by learning rate, mean over seeds (count in brackets when above 1), ${runDirs.join(' + ')}\n${line(header)}\n${rows.map(line).join('\n')}\n`);
   // The pipeline file the sweep ran, as its run record names it; the follow-up goes beside the sweep.
-  const record = JSON.parse(fs.readFileSync(path.join(runDirs[0], 'run.json'), 'utf8')) as { file?: string };
   const followUpOut = path.join(path.dirname(runDirs[0]), 'sweep-seeds');
-  const command = followUpCommand(choices, record.file ?? 'PIPELINE', followUpOut);
+  const command = followUpCommand(choices, pipelineFileOf(runDirs[0]) ?? 'PIPELINE', followUpOut);
   if (command) {
     const calls = choices.filter((c) => c.closeCall).map((c) => `${c.method} (${c.lr} vs ${c.closeCall!.lr})`);
     process.stdout.write(`close calls (two best rates within ${CLOSE_CALL_POINTS} points, fewer than ${FOLLOW_UP_SEEDS} seeds): ${calls.join(', ')}\n`);

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { MethodResult } from '../../common/events';
 import { resultsCsv } from '../../stages/reporter/stage';
-import { CLOSE_CALL_POINTS, chooseLearningRates, followUpCommand } from '../../scripts/chooseLearningRates';
+import { CLOSE_CALL_POINTS, chooseLearningRates, followUpCommand, pipelineFileOf } from '../../scripts/chooseLearningRates';
 import { barScores } from '../../scripts/knnBar';
 import { END, SECTIONS, START, markers, updateReadme } from '../../scripts/updateReadme';
 import { tempFolder } from '../helpers/datasetFixtures';
@@ -60,6 +60,19 @@ describe('scripts', () => {
     expect(followUpCommand(after.filter((c) => c.method === 'full'), 'p.json', 'o')).to.equal(undefined);
   });
 
+  it('pipelineFileOf: the pipeline a sweep ran, from its run record or, for a run in worker processes, its first shard\'s', () => {
+    const single = tempFolder('vitpeft-record-');
+    fs.writeFileSync(path.join(single, 'run.json'), JSON.stringify({ file: 'pipelines/one.json' }));
+    expect(pipelineFileOf(single)).to.equal('pipelines/one.json');
+    const parallel = tempFolder('vitpeft-record-');
+    for (const shard of ['sweep-shard2of2', 'sweep-shard1of2']) {
+      fs.mkdirSync(path.join(parallel, 'workers', shard), { recursive: true });
+      fs.writeFileSync(path.join(parallel, 'workers', shard, 'run.json'), JSON.stringify({ file: `pipelines/${shard}.json` }));
+    }
+    expect(pipelineFileOf(parallel)).to.equal('pipelines/sweep-shard1of2.json');
+    expect(pipelineFileOf(tempFolder('vitpeft-record-'))).to.equal(undefined);
+  });
+
   it('updateReadme: replaces only the text between the markers with the run table and plot links', () => {
     const dir = runFolder([result('full', 88.5, 'ok', 70), result('linear', 75, 'ok', 95)]);
     const readme = `# title\nbefore\n${START}\nold\n${END}\nafter\n`;
@@ -72,13 +85,13 @@ describe('scripts', () => {
     expect(updated).to.include('took 5.0 minutes');
     expect(updated).to.include('docs/default-tradeoff.svg');
     expect(() => updateReadme('# no markers', dir)).to.throw(/markers/);
-    // A second section (the supervised backbone's) is replaced on its own markers, the default's kept.
-    const { start, end } = markers(SECTIONS.supervised);
-    const both = updateReadme(`${START}\nold default\n${END}\n${start}\nold supervised\n${end}\n`, dir, 120, SECTIONS.supervised);
+    // A second section (the self-supervised backbone's) is replaced on its own markers, the default's kept.
+    const { start, end } = markers(SECTIONS.dino);
+    const both = updateReadme(`${START}\nold default\n${END}\n${start}\nold dino\n${end}\n`, dir, 120, SECTIONS.dino);
     expect(both).to.include('\nold default\n');
-    expect(both).to.not.include('old supervised');
-    expect(both).to.include('`vitpeft run pipelines/split-mnist-supervised.json` took 2.0 minutes');
-    expect(both).to.include('docs/supervised-forgetting.svg');
+    expect(both).to.not.include('old dino');
+    expect(both).to.include('`vitpeft run pipelines/split-mnist-dino.json` took 2.0 minutes');
+    expect(both).to.include('docs/dino-forgetting.svg');
   });
 
   it('knnBar: the model, raw pixels as stored and as the ViT sees them, each with the same bank (the offset changes cosine k-NN)', () => {
