@@ -11,8 +11,17 @@ export const DEFAULT_PIPELINE = path.join(PACKAGE_ROOT, 'pipelines', 'default.js
 /** The default's pretrained model: a ViT (width 64, depth 6, patch 7, 28x28) trained on digits 0-4 by PRETRAIN_DIGITS. */
 export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'models', 'pretrained', 'vit-digits-0-4.safetensors');
 
+/** The same Split-MNIST on a backbone of the same shape pretrained without labels (DINO_MODEL). */
+export const DINO_PIPELINE = path.join(PACKAGE_ROOT, 'pipelines', 'split-mnist-dino.json');
+
+/** The same architecture pretrained by DINO on the images of digits 0-4, no labels (PRETRAIN_DINO_DIGITS); the teacher backbone. */
+export const DINO_MODEL = path.join(PACKAGE_ROOT, 'models', 'pretrained', 'vit-digits-0-4-dino.safetensors');
+
 /** The paper's configuration (DINO ViT-B/16, CIFAR-100 at 224, IN-1K k-NN), for a GPU with the data. */
 export const PAPER_PIPELINE = path.join(PACKAGE_ROOT, 'pipelines', 'paper.json');
 
 /** How the default's pretrained model is made: `vitpeft pretrain` with no file. */
 export const PRETRAIN_DIGITS = path.join(PACKAGE_ROOT, 'pipelines', 'pretrain-digits.json');
+
+/** How DINO_MODEL is made (about 88 minutes on 2 cores). */
+export const PRETRAIN_DINO_DIGITS = path.join(PACKAGE_ROOT, 'pipelines', 'pretrain-dino-digits.json');

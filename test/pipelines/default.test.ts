@@ -20,7 +20,7 @@ function shortened(): LoadedPipeline {
   spec.data.test = 'mnist:test?classes=5-9&perClass=10';
   spec.data.retention = { bank: 'mnist:train?classes=0-4&perClass=20', query: 'mnist:test?classes=0-4&perClass=10' };
   spec.train = { ...spec.train, steps: 3, batchSize: 8, warmupSteps: 1 };
-  spec.evaluate = { ...spec.evaluate, every: 0 };
+  spec.evaluate = { ...spec.evaluate, every: 0, at: [0, 1] };
   spec.methods = spec.methods.filter((entry: { method: string }, i: number, all: Array<{ method: string }>) => all.findIndex((e) => e.method === entry.method) === i);
   return { ...loaded, spec: decodePipeline(spec, loaded.file) };
 }
