@@ -12,6 +12,7 @@ import { initBackend } from '../di/backend';
 import { loadVit } from '../models/checkpoint/vitCheckpoint';
 import { DatasetSource } from '../stages/dataset/source';
 import { openDataUri } from '../stages/dataset/dataUri';
+import { Transform } from '../stages/dataset/transforms';
 import { knnAccuracy } from '../stages/evaluator/knn';
 
 export interface Images {
@@ -21,24 +22,33 @@ export interface Images {
   readonly numClasses: number;
 }
 
-/** Every image of a source at its stored size (they must all have one shape). */
-export async function readAll(source: DatasetSource, where: string): Promise<Images> {
+/**
+ * Every image of a source at its stored size (they must all have one shape): as stored, and as the
+ * model's input through `transform` (the pipeline's own normalisation, grey repeated to RGB).
+ */
+export async function readAll(source: DatasetSource, where: string, transform: Transform): Promise<{ images: Images; input: tf.Tensor4D }> {
   const rows: Uint8Array[] = [];
   const labels = new Int32Array(source.size);
   let shape: [number, number, number] | undefined;
+  let input: Float32Array | undefined;
   for (let i = 0; i < source.size; i++) {
     const sample = await source.read(i);
     if (sample === null) throw new Error(`${where}: image ${i} could not be read`);
     const own: [number, number, number] = [sample.height, sample.width, sample.channels];
     if (shape === undefined) shape = own;
     else if (own.some((d, j) => d !== shape![j])) throw new Error(`${where}: image ${i} is ${own.join('x')}, the first was ${shape.join('x')}; expected one size`);
+    input ??= new Float32Array(source.size * sample.height * sample.width * 3);
+    transform.writeNormalized(sample, input, i * sample.height * sample.width * 3);
     rows.push(sample.pixels);
     labels[i] = sample.label;
   }
-  if (shape === undefined) throw new Error(`${where}: no images`);
+  if (shape === undefined || input === undefined) throw new Error(`${where}: no images`);
   const flat = new Float32Array(source.size * shape[0] * shape[1] * shape[2]);
   rows.forEach((row, i) => flat.set(Float32Array.from(row, (v) => v / 255), i * row.length));
-  return { pixels: tf.tensor4d(flat, [source.size, ...shape]), labels, numClasses: source.numClasses };
+  return {
+    images: { pixels: tf.tensor4d(flat, [source.size, ...shape]), labels, numClasses: source.numClasses },
+    input: tf.tensor4d(input, [source.size, shape[0], shape[1], 3]),
+  };
 }
 
 export interface BarScores {
@@ -85,26 +95,31 @@ async function main(args: string[]): Promise<void> {
   const k = option(args, '--k', 20);
   await initBackend('auto');
   const { model } = loadVit(checkpoint, { imageSize: size });
-  const bank = await readAll(await openDataUri(bankUri), bankUri);
-  const query = await readAll(await openDataUri(queryUri), queryUri);
+  const transform = new Transform({ name: 'native', steps: [], mean: [mean, mean, mean], std: [std, std, std] });
+  const bank = await readAll(await openDataUri(bankUri), bankUri, transform);
+  const query = await readAll(await openDataUri(queryUri), queryUri, transform);
+  const inputs = new Map([[bank.images.pixels, bank.input], [query.images.pixels, query.input]]);
+  /** The class tokens of the model input read beside these stored pixels, 256 images a pass. */
   const embed = (pixels: tf.Tensor4D): tf.Tensor2D => {
+    const input = inputs.get(pixels);
+    if (input === undefined) throw new Error('knnBar: no model input for these images');
     const parts: tf.Tensor2D[] = [];
-    for (let start = 0; start < pixels.shape[0]; start += 256) {
-      const count = Math.min(256, pixels.shape[0] - start);
-      parts.push(tf.tidy(() => model.embedCls(pixels.slice([start, 0, 0, 0], [count, -1, -1, -1]).sub(mean).div(std).tile([1, 1, 1, 3 / pixels.shape[3]]) as tf.Tensor4D)));
+    for (let start = 0; start < input.shape[0]; start += 256) {
+      const count = Math.min(256, input.shape[0] - start);
+      parts.push(tf.tidy(() => model.embedCls(input.slice([start, 0, 0, 0], [count, -1, -1, -1]))));
     }
     const all = tf.concat(parts);
     tf.dispose(parts);
     return all;
   };
-  const scores = barScores(bank, query, embed, { k, mean, std });
+  const scores = barScores(bank.images, query.images, embed, { k, mean, std });
   process.stdout.write(
-    `weighted k-NN@${k}, bank ${bankUri} (${bank.labels.length}), queries ${queryUri} (${query.labels.length}):\n` +
+    `weighted k-NN@${k}, bank ${bankUri} (${bank.images.labels.length}), queries ${queryUri} (${query.images.labels.length}):\n` +
       `  ${checkpoint}: ${scores.model.toFixed(2)}%\n` +
       `  raw pixels as stored, [0, 1]: ${scores.rawStored.toFixed(2)}%\n` +
       `  raw pixels as the ViT sees them, (x - ${mean}) / ${std}: ${scores.rawAsSeen.toFixed(2)}%\n`,
   );
-  tf.dispose([bank.pixels, query.pixels]);
+  tf.dispose([bank.images.pixels, query.images.pixels, bank.input, query.input]);
   model.dispose();
 }
 
