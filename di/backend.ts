@@ -12,6 +12,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import * as os from 'os';
 import { registerExplicitTransposeMatMulGradient } from '../models/ops/explicitTransposeMatMul';
+import { registerWasmProducts } from './wasmProducts';
 import { registerWasmKernelOverrides } from './wasmKernels';
 import { initWasmBackend } from './wasmThreads';
 
@@ -130,10 +131,13 @@ export async function initBackend(choice: BackendChoice = 'auto', options: Backe
   registerExplicitTransposeMatMulGradient();
   // Identity and same-dtype Cast share buffers instead of copying them (the gradient tape uses both).
   registerWasmKernelOverrides();
+  // Weight and bias gradients read their operands in place (needs the threaded build's shared heap).
+  const own = registerWasmProducts(started.threads);
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   const threads = `${started.threads} thread${started.threads === 1 ? '' : 's'}`;
   const shortfall = started.reason ? `; ${requested} requested: ${started.reason}` : '';
-  current = { name: 'wasm', description: `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads}${shortfall}${fallbackReason})`, threads: started.threads };
+  const ownKernels = own.installed ? '' : `; without vitpeft's own kernels: ${own.reason}`;
+  current = { name: 'wasm', description: `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads}${shortfall}${ownKernels}${fallbackReason})`, threads: started.threads };
   return current;
 }
 

@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as os from 'os';
 import type { VitConfig } from '../models/vit/config';
+import { OWN_KERNELS, provided } from '../models/ops/backendKernels';
 import { ModelShape, StepShape, evalBatchBytes, formatBytes, kernelBytes, largestFitting, trainStepBytes } from '../stages/trainer/memoryEstimate';
 import type { SurgeryResult } from '../stages/surgery/applySurgery';
 import { embeddingsTrain } from '../stages/trainer/forward';
@@ -70,8 +71,9 @@ export interface EvaluationPlan {
   readonly summary: string;
 }
 
+/** A model's shape for the memory estimate, on the running backend's route (its own kernels or the stock ones). */
 export function modelShape(config: VitConfig, depth = config.depth): ModelShape {
-  return { imageSize: config.imageSize, patchSize: config.patchSize, width: config.width, mlpHidden: config.mlpHidden, heads: config.heads, depth };
+  return { imageSize: config.imageSize, patchSize: config.patchSize, width: config.width, mlpHidden: config.mlpHidden, heads: config.heads, depth, ownKernels: OWN_KERNELS.every(provided) };
 }
 
 export function optimizerSlots(spec: OptimizerSpec): number {

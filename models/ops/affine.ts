@@ -1,19 +1,13 @@
 // A dense layer's x W + b. Where the kernel policy says so (wasm), the bias is added inside the
 // matrix product (the _FusedMatMul kernel: XNNPACK's fully-connected operator with a bias), which
 // saves a pass over the output, and the backward pass is a gradient registered for that kernel:
-// the two products written with explicit transposes (models/ops/explicitTransposeMatMul.ts) and
-// the bias gradient, the column sums of dy, as a product with a row of ones, which XNNPACK runs
-// several times faster than a column reduction. Each input's gradient is computed only if
+// the input's gradient written with an explicit transpose, the weight's and the bias's through
+// the backend's own kernels where it has them (models/ops/explicitTransposeMatMul.ts). Each input's gradient is computed only if
 // something trainable needs it, so frozen weights cost no weight gradient.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { matMulExplicit } from './explicitTransposeMatMul';
+import { columnSums, matMulExplicit, transposedProduct } from './explicitTransposeMatMul';
 import { kernelPolicy } from './kernelPolicy';
-
-/** Column sums of a [rows, columns] matrix, as ones[1, rows] x m. */
-function columnSums(m: tf.Tensor2D): tf.Tensor1D {
-  return tf.tidy(() => tf.reshape(tf.matMul(tf.ones([1, m.shape[0]]), m), [m.shape[1]]) as tf.Tensor1D);
-}
 
 let registered = false;
 
@@ -33,8 +27,8 @@ export function registerFusedMatMulGradient(): void {
       const gradient = dy as tf.Tensor3D;
       return {
         a: () => matMulExplicit(gradient, b, false, true),
-        b: () => matMulExplicit(a, gradient, true, false),
-        bias: () => columnSums(tf.reshape(gradient, [gradient.shape[1], gradient.shape[2]])),
+        b: () => transposedProduct(a, gradient),
+        bias: () => columnSums(gradient),
       };
     },
   });

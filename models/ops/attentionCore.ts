@@ -17,9 +17,12 @@
 // operand reaches its convolution layout with a 3-D transpose (no 5-D transposes, which are slow
 // on wasm), and the output comes out token-major, turned back with one more 3-D transpose.
 //
+// - fusedAttention: the backend's own attention kernels, where it has them (wasm).
+//
 // Which formulation a backend uses is decided by models/ops/kernelPolicy.ts.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { ATTENTION, ATTENTION_GRAD } from './backendKernels';
 
 export interface AttentionShape {
   readonly batch: number;
@@ -106,6 +109,28 @@ export function depthwiseAttention(qkv: tf.Tensor2D, shape: AttentionShape): tf.
     };
   });
   return tf.tidy(() => core(qkv));
+}
+
+/**
+ * The same function as batchedAttention in two kernels of the backend's own (models/ops/
+ * backendKernels.ts ATTENTION and ATTENTION_GRAD; wasm has them): one pass over each sequence
+ * and head forward, one backward, keeping qkv and the softmax weights for it. With classToken,
+ * only each sequence's first row attends: classTokenAttention's function, [batch, width], whose
+ * row equals the full call's class-token row bit for bit (the same sums in the same order).
+ */
+export function fusedAttention(qkv: tf.Tensor2D, shape: AttentionShape, classToken = false): tf.Tensor2D {
+  checkQkv(qkv, shape);
+  const attrs = { batch: shape.batch, tokens: shape.tokens, heads: shape.heads, queries: classToken ? 1 : shape.tokens } as unknown as tf.NamedAttrMap;
+  const core = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [input, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const [value, probabilities] = tf.engine().runKernel(ATTENTION, { qkv: input }, attrs) as tf.Tensor[];
+    save([input, probabilities]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, [savedQkv, savedProbabilities]: tf.Tensor[]) => tf.engine().runKernel(ATTENTION_GRAD, { qkv: savedQkv, probabilities: savedProbabilities, dy }, attrs) as tf.Tensor,
+    };
+  });
+  return tf.tidy(() => core(qkv) as tf.Tensor2D);
 }
 
 /**

@@ -6,10 +6,12 @@
 // needs five element-wise ops and two reductions, and keeps only xhat and rstd.
 //
 // The forward pass runs the same ops as the plain formula (normalizeComposed), so values are
-// identical. The learned scale and shift stay outside (LayerNorm applies them with ordinary ops),
+// identical; where the backend has its own kernels for both passes (wasm), they are used instead,
+// with the sums in another order. The learned scale and shift stay outside (LayerNorm applies them with ordinary ops),
 // so their gradients are computed only when they train.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { NORMALIZE, NORMALIZE_GRAD, provided } from './backendKernels';
 
 /** The formula, differentiated op by op: the reference for normalize. */
 export function normalizeComposed<T extends tf.Tensor>(x: T, eps: number): T {
@@ -48,7 +50,29 @@ function normalizeWithGradient(eps: number): (x: tf.Tensor) => tf.Tensor {
   return op;
 }
 
+const fusedCache = new Map<number, (x: tf.Tensor) => tf.Tensor>();
+
+/** The backend's kernels (models/ops/backendKernels.ts): one pass forward, one backward, keeping xhat and rstd. */
+function normalizeFused(eps: number): (x: tf.Tensor) => tf.Tensor {
+  let op = fusedCache.get(eps);
+  if (!op) {
+    const attrs = { eps } as unknown as tf.NamedAttrMap;
+    op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+      const [normalized, rstd] = tf.engine().runKernel(NORMALIZE, { x }, attrs) as tf.Tensor[];
+      save([normalized, rstd]);
+      return {
+        value: normalized,
+        gradFunc: (dy: tf.Tensor, [xhat, savedRstd]: tf.Tensor[]) => tf.engine().runKernel(NORMALIZE_GRAD, { xhat, rstd: savedRstd, dy }) as tf.Tensor,
+      };
+    }) as (x: tf.Tensor) => tf.Tensor;
+    fusedCache.set(eps, op);
+  }
+  return op;
+}
+
 /** (x - mean) / sqrt(variance + eps) over the last axis. */
 export function normalize<T extends tf.Tensor>(x: T, eps: number): T {
-  return tf.tidy(() => normalizeWithGradient(eps)(x) as T);
+  const fused = x.dtype === 'float32' && provided(NORMALIZE) && provided(NORMALIZE_GRAD);
+  return tf.tidy(() => (fused ? normalizeFused(eps) : normalizeWithGradient(eps))(x) as T);
 }

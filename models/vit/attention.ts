@@ -5,8 +5,8 @@
 // backend runs fastest.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { batchedAttention, classTokenAttention, depthwiseAttention } from '../ops/attentionCore';
-import { kernelPolicy } from '../ops/kernelPolicy';
+import { batchedAttention, classTokenAttention, depthwiseAttention, fusedAttention } from '../ops/attentionCore';
+import { attentionKernel } from '../ops/kernelPolicy';
 import { Linear, Projection } from './linear';
 import { ForwardContext, Module, NamedParameter, SeedSource, UNSEEDED, prefixed } from './module';
 
@@ -33,14 +33,20 @@ export class Attention implements Module {
   /** x: [batch * tokens, width] rows of `batch` sequences of `tokens` tokens. */
   forward(x: tf.Tensor2D, batch: number, tokens: number, context: ForwardContext): tf.Tensor2D {
     return tf.tidy(() => {
-      const core = kernelPolicy().attention === 'depthwise-conv' ? depthwiseAttention : batchedAttention;
+      const core = { 'batched-matmul': batchedAttention, 'depthwise-conv': depthwiseAttention, 'fused-kernel': fusedAttention }[attentionKernel(tokens)];
       return this.proj.forward(core(this.qkv.forward(x, context), { batch, tokens, heads: this.heads }), context);
     });
   }
 
   /** forward's class-token rows only, [batch, width]: every token's keys and values, one query a sequence. */
   forwardClassToken(x: tf.Tensor2D, batch: number, tokens: number, context: ForwardContext): tf.Tensor2D {
-    return tf.tidy(() => this.proj.forward(classTokenAttention(this.qkv.forward(x, context), { batch, tokens, heads: this.heads }), context));
+    return tf.tidy(() => {
+      const shape = { batch, tokens, heads: this.heads };
+      const qkv = this.qkv.forward(x, context);
+      // With the fused kernels, the class-token row is the full forward's row bit for bit.
+      const mixed = attentionKernel(tokens) === 'fused-kernel' ? fusedAttention(qkv, shape, true) : classTokenAttention(qkv, shape);
+      return this.proj.forward(mixed, context);
+    });
   }
 
   namedParameters(): NamedParameter[] {

@@ -2,6 +2,7 @@
 // bit for bit). They update exactly the variables they are given — the surgery's trainable list.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { ADAMW_UPDATE, SGD_UPDATE, provided } from '../../models/ops/backendKernels';
 
 export interface OptimizerSpec {
   readonly optimizer: 'sgd' | 'adamw';
@@ -47,6 +48,19 @@ export class Sgd implements Optimizer {
   }
 
   apply(grads: readonly tf.Tensor[], lr: number): void {
+    if (provided(SGD_UPDATE)) {
+      // The backend's one-pass update: the same bits as the ops below.
+      const attrs = { lr, momentum: this.momentum, weightDecay: this.weightDecay } as unknown as tf.NamedAttrMap;
+      this.variables.forEach((variable, i) => {
+        const inputs: tf.NamedTensorMap = this.momentum > 0 ? { variable, gradient: grads[i], buffer: this.buffers[i] } : { variable, gradient: grads[i] };
+        const [updated, buffer] = tf.engine().runKernel(SGD_UPDATE, inputs, attrs) as tf.Tensor[];
+        variable.assign(updated);
+        if (this.momentum > 0) this.buffers[i].assign(buffer);
+        tf.dispose([updated, buffer]);
+      });
+      this.step++;
+      return;
+    }
     // One tidy per variable: temporaries live for one variable's update, not for the whole model's.
     this.variables.forEach((variable, i) => {
       tf.tidy(() => {
@@ -104,6 +118,19 @@ export class AdamW implements Optimizer {
     const [beta1, beta2] = this.betas;
     const correction1 = 1 - beta1 ** this.step;
     const correction2 = 1 - beta2 ** this.step;
+    if (provided(ADAMW_UPDATE)) {
+      // The backend's one-pass update: the same bits as the ops below.
+      this.variables.forEach((variable, i) => {
+        const decay = this.decays && !this.decays[i] ? 0 : weightDecay;
+        const attrs = { beta1, beta2, keep: decay !== 0 ? 1 - lr * decay : 1, sqrtCorrection2: Math.sqrt(correction2), eps: this.eps, stepSize: lr / correction1 } as unknown as tf.NamedAttrMap;
+        const [updated, m, v] = tf.engine().runKernel(ADAMW_UPDATE, { variable, gradient: grads[i], m: this.first[i], v: this.second[i] }, attrs) as tf.Tensor[];
+        this.first[i].assign(m);
+        this.second[i].assign(v);
+        variable.assign(updated);
+        tf.dispose([updated, m, v]);
+      });
+      return;
+    }
     this.variables.forEach((variable, i) => {
       tf.tidy(() => {
         const gradient = grads[i];

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
+import { GELU, NORMALIZE, provided } from '../../models/ops/backendKernels';
 import { expOfNonPositive, gelu, geluComposed } from '../../models/ops/gelu';
 import { normalize, normalizeComposed } from '../../models/ops/normalize';
 import { LayerNorm } from '../../models/vit/layerNorm';
@@ -19,23 +20,27 @@ describe('hand-written gradients: GELU and LayerNorm against the formulas differ
     [3, 5, 16],
   ];
 
+  // Where the backend runs its own GELU / normalisation kernels (wasm: di/wasmProducts.ts), the
+  // sums run in another order and erf is a polynomial: equal to float32 resolution, not bit for bit.
+  const valueTolerance = (kernel: string) => (provided(kernel) ? 2e-6 : 0);
+
   for (const shape of shapes) {
-    it(`gelu on [${shape}]: identical values, gradient within 1e-6 (also far in the tails)`, () => {
+    it(`gelu on [${shape}]: values identical (within 2e-6 with the backend's own kernel), gradient within 1e-6 (also far in the tails)`, () => {
       const x = tf.tidy(() => tf.concat([tf.randomNormal([1, ...shape.slice(1)], 0, 6, 'float32', 3), tf.randomNormal([shape[0] - 1, ...shape.slice(1)], 0, 1.5, 'float32', 4)]));
       const upstream = tf.randomNormal(shape, 0, 1, 'float32', 5);
       const custom = valueAndGradient(gelu, x, upstream);
       const composed = valueAndGradient(geluComposed, x, upstream);
-      expect(maxAbsDifference(custom.output, composed.output), 'values').to.equal(0);
+      expect(maxAbsDifference(custom.output, composed.output), 'values').to.be.at.most(valueTolerance(GELU));
       expect(maxAbsDifference(custom.gradient, composed.gradient), 'gradients').to.be.below(1e-6);
       tf.dispose([x, upstream, custom.output, custom.gradient, composed.output, composed.gradient]);
     });
 
-    it(`normalize on [${shape}]: identical values, gradient within 1e-5`, () => {
+    it(`normalize on [${shape}]: values identical (within 2e-6 with the backend's own kernel), gradient within 1e-5`, () => {
       const x = tf.tidy(() => tf.add(tf.mul(tf.randomNormal(shape, 0, 1, 'float32', 6), 3), 2));
       const upstream = tf.randomNormal(shape, 0, 1, 'float32', 7);
       const custom = valueAndGradient((input) => normalize(input, 1e-6), x, upstream);
       const composed = valueAndGradient((input) => normalizeComposed(input, 1e-6), x, upstream);
-      expect(maxAbsDifference(custom.output, composed.output), 'values').to.equal(0);
+      expect(maxAbsDifference(custom.output, composed.output), 'values').to.be.at.most(valueTolerance(NORMALIZE));
       expect(maxAbsDifference(custom.gradient, composed.gradient), 'gradients').to.be.below(1e-5);
       tf.dispose([x, upstream, custom.output, custom.gradient, composed.output, composed.gradient]);
     });

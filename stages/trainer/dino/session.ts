@@ -6,6 +6,7 @@
 // batch mean. The networks belong to the caller; the session owns its optimizers and centre.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { EMA_UPDATE, provided } from '../../../models/ops/backendKernels';
 import { AdamW } from '../optimizer';
 import { ScheduleSpec, learningRate } from '../schedule';
 import { DivergedError, StepMetrics } from '../session';
@@ -153,6 +154,16 @@ export class DinoSession {
   private updateTeacher(momentum: number): void {
     const student = this.job.models.studentParameters();
     const teacher = this.job.models.teacherParameters();
+    if (provided(EMA_UPDATE)) {
+      // The backend's one-pass update: the same bits as the ops below.
+      const attrs = { momentum } as unknown as tf.NamedAttrMap;
+      teacher.forEach(([, variable], i) => {
+        const updated = tf.engine().runKernel(EMA_UPDATE, { average: variable, value: student[i][1] }, attrs) as tf.Tensor;
+        variable.assign(updated);
+        updated.dispose();
+      });
+      return;
+    }
     tf.tidy(() => {
       teacher.forEach(([, variable], i) => variable.assign(tf.add(tf.mul(variable, momentum), tf.mul(student[i][1], 1 - momentum))));
     });
