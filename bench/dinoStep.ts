@@ -7,7 +7,7 @@
 //   node dist/bench/dinoStep.js [--steps N] [--ab] [--profile] [--threads N]
 
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../di/backend';
+import { backendFromArgs, flagValue } from './args';
 import { OWN_KERNELS } from '../models/ops/backendKernels';
 import { PRETRAIN_DINO_DIGITS } from '../pipelines/builtin';
 import { resolveDino } from '../pipelines/dinoRecipe';
@@ -22,12 +22,8 @@ function median(values: number[]): number {
 }
 
 async function main(args: string[]): Promise<void> {
-  const value = (flag: string) => {
-    const at = args.indexOf(flag);
-    return at === -1 ? undefined : args[at + 1];
-  };
-  const threads = value('--threads');
-  const info = await initBackend('auto', { threads: threads ? Number(threads) : undefined });
+  const value = (flag: string) => flagValue(args, flag);
+  const info = await backendFromArgs(args);
   const steps = Number(value('--steps') ?? 10);
   const { spec } = loadPretrainFile(PRETRAIN_DINO_DIGITS);
   const dino = resolveDino(spec);

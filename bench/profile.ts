@@ -10,7 +10,7 @@
 //   node dist/bench/profile.js [--method full|lora-r8|block-p2|linear] [--shape reference|default] [--forward [--batch N]] [--threads N] [--shapes] [--top K]
 
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../di/backend';
+import { backendFromArgs, flagValue } from './args';
 import { VisionTransformer } from '../models/vit/visionTransformer';
 import { applySurgery } from '../stages/surgery/applySurgery';
 import { parseMethodLabel } from '../stages/surgery/methodSpec';
@@ -18,12 +18,8 @@ import { TrainingSession } from '../stages/trainer/session';
 import { REFERENCE_CONFIG } from './cases';
 
 async function main(args: string[]): Promise<void> {
-  const value = (flag: string) => {
-    const at = args.indexOf(flag);
-    return at === -1 ? undefined : args[at + 1];
-  };
-  const threads = value('--threads');
-  const info = await initBackend('auto', { threads: threads ? Number(threads) : undefined });
+  const value = (flag: string) => flagValue(args, flag);
+  const info = await backendFromArgs(args);
   const method = value('--method') ?? 'full';
   const byShape = args.includes('--shapes');
   const top = Number(value('--top') ?? 40);

@@ -188,57 +188,50 @@ export function registerWasmProducts(threads: number): { installed: true; thread
     FUNCTIONS.map((name) => exports[name]),
     control,
   );
-  const offset = (b: WasmBackendLike, x: tf.TensorInfo) => b.dataIdMap.get(x.dataId).memoryOffset;
-  tf.registerKernel({
-    kernelName: MATMUL_TN,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: kernelBackend }: KernelArgs) => {
-      const b = kernelBackend as unknown as WasmBackendLike;
-      const x = inputs.a as tf.TensorInfo;
-      const d = inputs.b as tf.TensorInfo;
-      const [T, I] = rowsAndColumns(x);
-      const [rowsD, J] = rowsAndColumns(d);
-      if (rowsD !== T) throw new Error(`${MATMUL_TN}: a has ${T} rows, b has ${rowsD}`);
-      const out = b.makeOutput([I, J], 'float32');
-      if (I * J > 0) runner.run(0, [offset(b, x), offset(b, d), offset(b, out), T, I, J], I, T * I * J);
-      return out;
-    },
-  });
-  tf.registerKernel({
-    kernelName: COLUMN_SUMS,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: kernelBackend }: KernelArgs) => {
-      const b = kernelBackend as unknown as WasmBackendLike;
-      const x = inputs.x as tf.TensorInfo;
-      const [T, J] = rowsAndColumns(x);
-      const out = b.makeOutput([J], 'float32');
-      if (J > 0) runner.run(1, [offset(b, x), offset(b, out), T, J], J, T * J);
-      return out;
-    },
-  });
-  const elementwise = (kernelName: string, index: number, names: readonly string[]) =>
+  /** Registers a kernel for 'wasm': `run` gets the backend, the named inputs (absent ones undefined) and the attributes. */
+  const register = (kernelName: string, run: (b: WasmBackendLike, inputs: Partial<Record<string, tf.TensorInfo>>, attrs: Record<string, number>) => tf.TensorInfo | tf.TensorInfo[]) =>
     tf.registerKernel({
       kernelName,
       backendName: 'wasm',
-      kernelFunc: ({ inputs, backend: kernelBackend }: KernelArgs) => {
-        const b = kernelBackend as unknown as WasmBackendLike;
-        const operands = names.map((name) => inputs[name] as tf.TensorInfo);
-        const size = tf.util.sizeFromShape(operands[0].shape);
-        if (operands.some((x) => x.dtype !== 'float32' || tf.util.sizeFromShape(x.shape) !== size)) throw new Error(`${kernelName}: expected float32 inputs of one size`);
-        const out = b.makeOutput([...operands[0].shape], 'float32');
-        if (size > 0) runner.run(index, [...operands.map((x) => offset(b, x)), offset(b, out)], size, size * 16);
-        return out;
-      },
+      kernelFunc: ({ inputs, backend, attrs }: KernelArgs) => run(backend as unknown as WasmBackendLike, inputs as Partial<Record<string, tf.TensorInfo>>, (attrs ?? {}) as unknown as Record<string, number>),
+    });
+  const offset = (b: WasmBackendLike, x: tf.TensorInfo) => b.dataIdMap.get(x.dataId).memoryOffset;
+  const float32Bits = (value: number) => new Int32Array(new Float32Array([value]).buffer)[0];
+
+  register(MATMUL_TN, (b, { a: x, b: d }) => {
+    const [T, I] = rowsAndColumns(x!);
+    const [rowsD, J] = rowsAndColumns(d!);
+    if (rowsD !== T) throw new Error(`${MATMUL_TN}: a has ${T} rows, b has ${rowsD}`);
+    const out = b.makeOutput([I, J], 'float32');
+    if (I * J > 0) runner.run(0, [offset(b, x!), offset(b, d!), offset(b, out), T, I, J], I, T * I * J);
+    return out;
+  });
+  register(COLUMN_SUMS, (b, { x }) => {
+    const [T, J] = rowsAndColumns(x!);
+    const out = b.makeOutput([J], 'float32');
+    if (J > 0) runner.run(1, [offset(b, x!), offset(b, out), T, J], J, T * J);
+    return out;
+  });
+
+  /**
+   * An element-wise kernel over inputs of one size (absent optional ones read as the first, never
+   * used) with `outputs` outputs of the first's shape and float32 scalar arguments after them.
+   */
+  const elementwise = (kernelName: string, index: number, names: readonly string[], outputs = 1, scalars: (attrs: Record<string, number>) => number[] = () => []) =>
+    register(kernelName, (b, inputs, attrs) => {
+      const operands = names.map((name) => inputs[name]);
+      const first = operands[0]!;
+      const size = tf.util.sizeFromShape(first.shape);
+      if (operands.some((x) => x && (x.dtype !== 'float32' || tf.util.sizeFromShape(x.shape) !== size))) throw new Error(`${kernelName}: expected float32 inputs of one size`);
+      const results = Array.from({ length: outputs }, () => b.makeOutput([...first.shape], 'float32'));
+      const addresses = operands.map((x) => offset(b, x ?? first));
+      if (size > 0) runner.run(index, [...addresses, ...results.map((x) => offset(b, x)), ...scalars(attrs).map(float32Bits)], size, size * 16);
+      return results.length === 1 ? results[0] : results;
     });
   elementwise(GELU, 2, ['x']);
   elementwise(GELU_GRAD, 3, ['x', 'dy']);
-  interface AttentionAttrs {
-    batch: number;
-    tokens: number;
-    heads: number;
-    queries: number;
-  }
-  const attentionShape = (kernelName: string, qkv: tf.TensorInfo, attrs: AttentionAttrs) => {
+
+  const attentionShape = (kernelName: string, qkv: tf.TensorInfo, attrs: Record<string, number>) => {
     const { batch, tokens, heads, queries } = attrs;
     const [rows, columns] = qkv.shape;
     if (qkv.dtype !== 'float32' || qkv.shape.length !== 2 || rows !== batch * tokens || columns % (3 * heads) !== 0 || !(queries === 1 || queries === tokens)) {
@@ -246,85 +239,45 @@ export function registerWasmProducts(threads: number): { installed: true; thread
     }
     return { batch, tokens, heads, queries, headDim: columns / 3 / heads, width: columns / 3 };
   };
-  tf.registerKernel({
-    kernelName: ATTENTION,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: kernelBackend, attrs }: KernelArgs) => {
-      const b = kernelBackend as unknown as WasmBackendLike;
-      const qkv = inputs.qkv as tf.TensorInfo;
-      const { batch, tokens, heads, queries, headDim, width } = attentionShape(ATTENTION, qkv, attrs as unknown as AttentionAttrs);
-      const out = b.makeOutput([batch * queries, width], 'float32');
-      const probabilities = b.makeOutput([batch, heads, queries, tokens], 'float32');
-      if (batch * tokens * width > 0) runner.run(4, [offset(b, qkv), offset(b, out), offset(b, probabilities), tokens, heads, headDim, queries], batch, batch * heads * queries * tokens * headDim * 2);
-      return [out, probabilities];
-    },
+  register(ATTENTION, (b, { qkv }, attrs) => {
+    const { batch, tokens, heads, queries, headDim, width } = attentionShape(ATTENTION, qkv!, attrs);
+    const out = b.makeOutput([batch * queries, width], 'float32');
+    const probabilities = b.makeOutput([batch, heads, queries, tokens], 'float32');
+    if (batch * tokens * width > 0) runner.run(4, [offset(b, qkv!), offset(b, out), offset(b, probabilities), tokens, heads, headDim, queries], batch, batch * heads * queries * tokens * headDim * 2);
+    return [out, probabilities];
   });
-  tf.registerKernel({
-    kernelName: ATTENTION_GRAD,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: kernelBackend, attrs }: KernelArgs) => {
-      const b = kernelBackend as unknown as WasmBackendLike;
-      const [qkv, probabilities, dy] = ['qkv', 'probabilities', 'dy'].map((name) => inputs[name] as tf.TensorInfo);
-      const { batch, tokens, heads, queries, headDim, width } = attentionShape(ATTENTION_GRAD, qkv, attrs as unknown as AttentionAttrs);
-      if (probabilities.shape.join() !== [batch, heads, queries, tokens].join() || dy.shape.join() !== [batch * queries, width].join()) {
-        throw new Error(`${ATTENTION_GRAD}: probabilities [${probabilities.shape}] and dy [${dy.shape}] do not fit qkv [${qkv.shape}]`);
-      }
-      const out = b.makeOutput([batch * tokens, 3 * width], 'float32');
-      if (batch * tokens * width > 0) runner.run(5, [offset(b, qkv), offset(b, probabilities), offset(b, dy), offset(b, out), tokens, heads, headDim, queries], batch, batch * heads * queries * tokens * headDim * 5);
-      return out;
-    },
+  register(ATTENTION_GRAD, (b, { qkv, probabilities, dy }, attrs) => {
+    const { batch, tokens, heads, queries, headDim, width } = attentionShape(ATTENTION_GRAD, qkv!, attrs);
+    if (probabilities!.shape.join() !== [batch, heads, queries, tokens].join() || dy!.shape.join() !== [batch * queries, width].join()) {
+      throw new Error(`${ATTENTION_GRAD}: probabilities [${probabilities!.shape}] and dy [${dy!.shape}] do not fit qkv [${qkv!.shape}]`);
+    }
+    const out = b.makeOutput([batch * tokens, 3 * width], 'float32');
+    if (batch * tokens * width > 0) runner.run(5, [offset(b, qkv!), offset(b, probabilities!), offset(b, dy!), offset(b, out), tokens, heads, headDim, queries], batch, batch * heads * queries * tokens * headDim * 5);
+    return out;
   });
-  const float32Bits = (value: number) => new Int32Array(new Float32Array([value]).buffer)[0];
-  tf.registerKernel({
-    kernelName: NORMALIZE,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: kernelBackend, attrs }: KernelArgs) => {
-      const b = kernelBackend as unknown as WasmBackendLike;
-      const x = inputs.x as tf.TensorInfo;
-      if (x.dtype !== 'float32' || x.shape.length < 1) throw new Error(`${NORMALIZE}: expected a float32 tensor, got ${x.dtype} [${x.shape}]`);
-      const columns = x.shape[x.shape.length - 1];
-      const rows = tf.util.sizeFromShape(x.shape) / Math.max(1, columns);
-      const normalized = b.makeOutput([...x.shape], 'float32');
-      const rstd = b.makeOutput([...x.shape.slice(0, -1), 1], 'float32');
-      if (rows * columns > 0) runner.run(6, [offset(b, x), offset(b, normalized), offset(b, rstd), columns, float32Bits((attrs as unknown as { eps: number }).eps)], rows, rows * columns * 8);
-      return [normalized, rstd];
-    },
+
+  register(NORMALIZE, (b, { x }, attrs) => {
+    if (x!.dtype !== 'float32' || x!.shape.length < 1) throw new Error(`${NORMALIZE}: expected a float32 tensor, got ${x!.dtype} [${x!.shape}]`);
+    const columns = x!.shape[x!.shape.length - 1];
+    const rows = tf.util.sizeFromShape(x!.shape) / Math.max(1, columns);
+    const normalized = b.makeOutput([...x!.shape], 'float32');
+    const rstd = b.makeOutput([...x!.shape.slice(0, -1), 1], 'float32');
+    if (rows * columns > 0) runner.run(6, [offset(b, x!), offset(b, normalized), offset(b, rstd), columns, float32Bits(attrs.eps)], rows, rows * columns * 8);
+    return [normalized, rstd];
   });
-  tf.registerKernel({
-    kernelName: NORMALIZE_GRAD,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend: kernelBackend }: KernelArgs) => {
-      const b = kernelBackend as unknown as WasmBackendLike;
-      const [xhat, rstd, dy] = ['xhat', 'rstd', 'dy'].map((name) => inputs[name] as tf.TensorInfo);
-      const columns = xhat.shape[xhat.shape.length - 1];
-      const rows = tf.util.sizeFromShape(xhat.shape) / Math.max(1, columns);
-      if (dy.shape.join() !== xhat.shape.join() || tf.util.sizeFromShape(rstd.shape) !== rows) throw new Error(`${NORMALIZE_GRAD}: xhat [${xhat.shape}], rstd [${rstd.shape}] and dy [${dy.shape}] do not fit`);
-      const out = b.makeOutput([...xhat.shape], 'float32');
-      if (rows * columns > 0) runner.run(7, [offset(b, xhat), offset(b, rstd), offset(b, dy), offset(b, out), columns], rows, rows * columns * 8);
-      return out;
-    },
+  register(NORMALIZE_GRAD, (b, { xhat, rstd, dy }) => {
+    const columns = xhat!.shape[xhat!.shape.length - 1];
+    const rows = tf.util.sizeFromShape(xhat!.shape) / Math.max(1, columns);
+    if (dy!.shape.join() !== xhat!.shape.join() || tf.util.sizeFromShape(rstd!.shape) !== rows) throw new Error(`${NORMALIZE_GRAD}: xhat [${xhat!.shape}], rstd [${rstd!.shape}] and dy [${dy!.shape}] do not fit`);
+    const out = b.makeOutput([...xhat!.shape], 'float32');
+    if (rows * columns > 0) runner.run(7, [offset(b, xhat!), offset(b, rstd!), offset(b, dy!), offset(b, out), columns], rows, rows * columns * 8);
+    return out;
   });
-  // Optimizer updates: element-wise over each variable, several outputs (the variable and its slots).
-  const updates = (kernelName: string, index: number, names: readonly string[], outputs: number, scalars: (attrs: Record<string, number>) => number[]) =>
-    tf.registerKernel({
-      kernelName,
-      backendName: 'wasm',
-      kernelFunc: ({ inputs, backend: kernelBackend, attrs }: KernelArgs) => {
-        const b = kernelBackend as unknown as WasmBackendLike;
-        const operands = names.map((name) => inputs[name] as tf.TensorInfo | undefined);
-        const first = operands[0]!;
-        const size = tf.util.sizeFromShape(first.shape);
-        if (operands.some((x) => x && (x.dtype !== 'float32' || tf.util.sizeFromShape(x.shape) !== size))) throw new Error(`${kernelName}: expected float32 inputs of one size`);
-        const results = Array.from({ length: outputs }, () => b.makeOutput([...first.shape], 'float32'));
-        // An absent optional input (SGD without momentum) is never read: the variable stands in for its address.
-        const addresses = operands.map((x) => offset(b, x ?? first));
-        if (size > 0) runner.run(index, [...addresses, ...results.map((x) => offset(b, x)), ...scalars(attrs as unknown as Record<string, number>).map(float32Bits)], size, size * 8);
-        return results.length === 1 ? results[0] : results;
-      },
-    });
-  updates(SGD_UPDATE, 8, ['variable', 'gradient', 'buffer'], 2, (a) => [a.lr, a.momentum, a.weightDecay]);
-  updates(ADAMW_UPDATE, 9, ['variable', 'gradient', 'm', 'v'], 3, (a) => [a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.keep, a.sqrtCorrection2, a.eps, a.stepSize]);
-  updates(EMA_UPDATE, 10, ['average', 'value'], 1, (a) => [a.momentum, 1 - a.momentum]);
+
+  // Optimizer updates: the variable and its slots, one pass.
+  elementwise(SGD_UPDATE, 8, ['variable', 'gradient', 'buffer'], 2, (a) => [a.lr, a.momentum, a.weightDecay]);
+  elementwise(ADAMW_UPDATE, 9, ['variable', 'gradient', 'm', 'v'], 3, (a) => [a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.keep, a.sqrtCorrection2, a.eps, a.stepSize]);
+  elementwise(EMA_UPDATE, 10, ['average', 'value'], 1, (a) => [a.momentum, 1 - a.momentum]);
   installed = { threads: control ? 2 : 1 };
   return { installed: true, ...installed };
 }
