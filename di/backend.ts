@@ -131,7 +131,7 @@ export async function initBackend(choice: BackendChoice = 'auto', options: Backe
   registerExplicitTransposeMatMulGradient();
   // Identity and same-dtype Cast share buffers instead of copying them (the gradient tape uses both).
   registerWasmKernelOverrides();
-  // Weight and bias gradients read their operands in place (needs the threaded build's shared heap).
+  // vitpeft's own kernels (weight gradients, GELU, attention, LayerNorm, optimizer updates) on tfjs's heap.
   const own = registerWasmProducts(started.threads);
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   const threads = `${started.threads} thread${started.threads === 1 ? '' : 's'}`;

@@ -5,7 +5,8 @@
 //   packing alone cost more than the arithmetic;
 // - the exact GELU forward and backward, one pass each (tfjs: a scalar erf and 5 + 8 kernels);
 // - multi-head attention on timm's fused qkv rows, forward and backward, for short sequences;
-// - LayerNorm's normalisation (without its scale and shift), forward and backward, one pass each.
+// - LayerNorm's normalisation (without its scale and shift), forward and backward, one pass each;
+// - the SGD, AdamW and EMA updates, one pass per variable, with the bits of the composed ops.
 //
 // The module is compiled C (di/wasm/products.c, built by di/wasm/build.sh and committed), in two
 // builds: one imports the threaded tfjs build's shared heap (di/wasmThreads.ts), the other the
@@ -81,7 +82,6 @@ for (;;) {
   seen = seq;
   const job = ${JOB} + (seq & 1) * ${JOB_SLOTS};
   const index = ctl[job], tiles = ctl[job + 1], tileRows = ctl[job + 2], rows = ctl[job + 3], count = ctl[job + 4];
-  if (index < 0) break;
   const args = Array.from(ctl.subarray(job + 5, job + 5 + count));
   for (;;) {
     const current = Atomics.load(ctl, ${NEXT});

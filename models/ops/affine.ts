@@ -2,8 +2,9 @@
 // matrix product (the _FusedMatMul kernel: XNNPACK's fully-connected operator with a bias), which
 // saves a pass over the output, and the backward pass is a gradient registered for that kernel:
 // the input's gradient written with an explicit transpose, the weight's and the bias's through
-// the backend's own kernels where it has them (models/ops/explicitTransposeMatMul.ts). Each input's gradient is computed only if
-// something trainable needs it, so frozen weights cost no weight gradient.
+// the backend's own kernels where it has them (models/ops/explicitTransposeMatMul.ts). Each
+// input's gradient is computed only if something trainable needs it, so frozen weights cost no
+// weight gradient.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { columnSums, matMulExplicit, transposedProduct } from './explicitTransposeMatMul';

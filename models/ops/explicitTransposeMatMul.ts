@@ -5,9 +5,9 @@
 // stays lazy, so frozen weights cost nothing in the backward pass.
 //
 // A weight gradient X^T dY and a bias gradient (the column sums of dY) go through kernels a
-// backend may provide (models/ops/backendKernels.ts; the wasm backend does: di/wasmProducts.ts, which
-// reads both operands where they lie instead of transposing X and packing dY). Elsewhere, or for
-// a batched product, the same values come from an explicit transpose and a matMul.
+// backend may provide (models/ops/backendKernels.ts; the wasm backend does: di/wasmProducts.ts,
+// which reads both operands where they lie instead of transposing X and packing dY). Elsewhere,
+// or for a batched product, the same values come from an explicit transpose and a matMul.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { COLUMN_SUMS, MATMUL_TN, provided } from './backendKernels';

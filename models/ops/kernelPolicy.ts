@@ -3,8 +3,8 @@
 // compare them directly.
 //
 // wasm: XNNPACK runs depthwise convolutions multi-threaded and fast, batched matMul slowly
-// (1-2 GFLOP/s), so attention uses the depthwise-convolution formulation there, or the fused
-// kernels that vitpeft adds to the threaded wasm backend (di/wasmProducts.ts); its fully-connected
+// (1-2 GFLOP/s), so attention uses the depthwise-convolution formulation there, or for short
+// sequences the fused kernels that vitpeft adds to the wasm backend (di/wasmProducts.ts); its fully-connected
 // operator adds a bias for free, and its sigmoid (SIMD) is ~10x faster than the scalar exp kernel.
 // Native TensorFlow and the plain JavaScript cpu backend keep the plain formulations.
 
