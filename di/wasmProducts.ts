@@ -5,7 +5,7 @@
 //   packing alone cost more than the arithmetic;
 // - the exact GELU forward and backward, one pass each (tfjs: a scalar erf and 5 + 8 kernels);
 // - multi-head attention on timm's fused qkv rows, forward and backward, for short sequences;
-// - LayerNorm's normalisation (without its scale and shift), forward and backward, one pass each;
+// - LayerNorm's normalisation, with its scale and shift or without, forward and backward, one pass each;
 // - the SGD, AdamW and EMA updates, one pass per variable, with the bits of the composed ops.
 //
 // The module is compiled C (di/wasm/products.c, built by di/wasm/build.sh and committed), in two
@@ -23,11 +23,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
-import { ADAMW_UPDATE, ATTENTION, ATTENTION_GRAD, COLUMN_SUMS, EMA_UPDATE, GELU, GELU_GRAD, MATMUL_TN, NORMALIZE, NORMALIZE_GRAD, SGD_UPDATE } from '../models/ops/backendKernels';
+import { ADAMW_UPDATE, ATTENTION, ATTENTION_GRAD, COLUMN_SUMS, EMA_UPDATE, GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, LAYER_NORM_WEIGHT_GRAD, MATMUL_TN, NORMALIZE, NORMALIZE_GRAD, SGD_UPDATE } from '../models/ops/backendKernels';
 
 /** The parts of tfjs-backend-wasm's BackendWasm used here. */
 interface WasmBackendLike {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: object): boolean;
   dataIdMap: { get(dataId: object): { memoryOffset: number } };
   /** The heap is wasmMemory in the threaded build, the module's exported asm.memory in the stock one. */
   wasm: { wasmMemory?: unknown; asm?: { memory?: unknown }; _malloc(bytes: number): number };
@@ -41,7 +42,7 @@ interface WebAssemblyApi {
 }
 
 /** The module's functions, in the order of their index in the control block; each ends with a row range [r0, r1). */
-const FUNCTIONS = ['vp_matmul_tn', 'vp_column_sums', 'vp_gelu', 'vp_gelu_grad', 'vp_attention', 'vp_attention_grad', 'vp_normalize', 'vp_normalize_grad', 'vp_sgd', 'vp_adamw', 'vp_ema'] as const;
+const FUNCTIONS = ['vp_matmul_tn', 'vp_column_sums', 'vp_gelu', 'vp_gelu_grad', 'vp_attention', 'vp_attention_grad', 'vp_normalize', 'vp_normalize_grad', 'vp_sgd', 'vp_adamw', 'vp_ema', 'vp_layer_norm', 'vp_layer_norm_grad', 'vp_layer_norm_weight_grad'] as const;
 type RowKernel = (...args: number[]) => void;
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -252,7 +253,13 @@ export function registerWasmProducts(threads: number): { installed: true; thread
       throw new Error(`${ATTENTION_GRAD}: probabilities [${probabilities!.shape}] and dy [${dy!.shape}] do not fit qkv [${qkv!.shape}]`);
     }
     const out = b.makeOutput([batch * tokens, 3 * width], 'float32');
-    if (batch * tokens * width > 0) runner.run(5, [offset(b, qkv!), offset(b, probabilities!), offset(b, dy!), offset(b, out), tokens, heads, headDim, queries], batch, batch * heads * queries * tokens * headDim * 5);
+    // The kernel's scratch: each query's softmax gradient row, P's size, freed on return.
+    const scratch = b.makeOutput([batch, heads, queries, tokens], 'float32');
+    try {
+      if (batch * tokens * width > 0) runner.run(5, [offset(b, qkv!), offset(b, probabilities!), offset(b, dy!), offset(b, out), offset(b, scratch), tokens, heads, headDim, queries], batch, batch * heads * queries * tokens * headDim * 5);
+    } finally {
+      b.disposeData(scratch.dataId);
+    }
     return out;
   });
 
@@ -271,6 +278,36 @@ export function registerWasmProducts(threads: number): { installed: true; thread
     if (dy!.shape.join() !== xhat!.shape.join() || tf.util.sizeFromShape(rstd!.shape) !== rows) throw new Error(`${NORMALIZE_GRAD}: xhat [${xhat!.shape}], rstd [${rstd!.shape}] and dy [${dy!.shape}] do not fit`);
     const out = b.makeOutput([...xhat!.shape], 'float32');
     if (rows * columns > 0) runner.run(7, [offset(b, xhat!), offset(b, rstd!), offset(b, dy!), offset(b, out), columns], rows, rows * columns * 8);
+    return out;
+  });
+
+  /** A LayerNorm operand's rows and columns, checked against the scale's length (and dy's shape). */
+  const layerNormShape = (kernelName: string, x: tf.TensorInfo, weight: tf.TensorInfo | undefined, dy?: tf.TensorInfo) => {
+    const columns = x.shape[x.shape.length - 1] ?? 0;
+    const rows = tf.util.sizeFromShape(x.shape) / Math.max(1, columns);
+    if (x.dtype !== 'float32' || x.shape.length < 1 || (weight && weight.shape.join() !== String(columns)) || (dy && dy.shape.join() !== x.shape.join())) {
+      throw new Error(`${kernelName}: x ${x.dtype} [${x.shape}]${weight ? `, weight [${weight.shape}]` : ''}${dy ? `, dy [${dy.shape}]` : ''}: expected float32 x [..., C], weight [C] and dy of x's shape`);
+    }
+    return { rows, columns };
+  };
+  register(LAYER_NORM, (b, { x, weight, bias }, attrs) => {
+    const { rows, columns } = layerNormShape(LAYER_NORM, x!, weight);
+    if (bias!.shape.join() !== String(columns)) throw new Error(`${LAYER_NORM}: bias [${bias!.shape}], expected [${columns}]`);
+    const out = b.makeOutput([...x!.shape], 'float32');
+    if (rows * columns > 0) runner.run(11, [offset(b, x!), offset(b, weight!), offset(b, bias!), offset(b, out), columns, float32Bits(attrs.eps)], rows, rows * columns * 10);
+    return out;
+  });
+  register(LAYER_NORM_GRAD, (b, { x, weight, dy }, attrs) => {
+    const { rows, columns } = layerNormShape(LAYER_NORM_GRAD, x!, weight, dy);
+    const out = b.makeOutput([...x!.shape], 'float32');
+    if (rows * columns > 0) runner.run(12, [offset(b, x!), offset(b, weight!), offset(b, dy!), offset(b, out), columns, float32Bits(attrs.eps)], rows, rows * columns * 16);
+    return out;
+  });
+  register(LAYER_NORM_WEIGHT_GRAD, (b, { x, dy }, attrs) => {
+    const { rows, columns } = layerNormShape(LAYER_NORM_WEIGHT_GRAD, x!, undefined, dy);
+    const out = b.makeOutput([columns], 'float32');
+    // Every output column sums over all rows: one thread (work 0 never splits).
+    if (columns > 0) runner.run(13, [offset(b, x!), offset(b, dy!), offset(b, out), rows, columns, float32Bits(attrs.eps)], columns, 0);
     return out;
   });
 

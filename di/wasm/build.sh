@@ -9,7 +9,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here}"
 exports=()
-for name in vp_matmul_tn vp_column_sums vp_gelu vp_gelu_grad vp_attention vp_attention_grad vp_normalize vp_normalize_grad vp_sgd vp_adamw vp_ema; do exports+=("-Wl,--export=$name"); done
+for name in vp_matmul_tn vp_column_sums vp_gelu vp_gelu_grad vp_attention vp_attention_grad vp_normalize vp_normalize_grad vp_layer_norm vp_layer_norm_grad vp_layer_norm_weight_grad vp_sgd vp_adamw vp_ema; do exports+=("-Wl,--export=$name"); done
 common=(--target=wasm32 -O3 -msimd128 -nostdlib -fno-builtin -Wl,--no-entry -Wl,--import-memory -Wl,--strip-all "${exports[@]}")
 clang "${common[@]}" -matomics -mbulk-memory -Wl,--shared-memory -Wl,--max-memory=4294967296 -o "$out/products.wasm" "$here/products.c"
 clang "${common[@]}" -o "$out/products-single.wasm" "$here/products.c"

@@ -182,6 +182,69 @@ static inline void axpy(float a, const float *x, float *y, int n) {
 
 static inline float exp1(float v) { return wasm_f32x4_extract_lane(exp_nonpositive(wasm_f32x4_splat(v)), 0); }
 
+static inline float fmaxf_(float a, float b) { return b > a ? b : a; }
+
+// The four dot products q . k0, q . k1, q . k2, q . k3 over n, as one vector (lane c: q . kc):
+// four accumulators, then a transposing pairwise reduction (no lane extraction per product).
+static inline v128_t dot4(const float *q, const float *k0, const float *k1, const float *k2, const float *k3, int n) {
+  v128_t a0 = splat(0.f), a1 = splat(0.f), a2 = splat(0.f), a3 = splat(0.f);
+  int d = 0;
+  for (; d + 4 <= n; d += 4) {
+    const v128_t x = wasm_v128_load(q + d);
+    a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(x, wasm_v128_load(k0 + d)));
+    a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(x, wasm_v128_load(k1 + d)));
+    a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(x, wasm_v128_load(k2 + d)));
+    a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(x, wasm_v128_load(k3 + d)));
+  }
+  const v128_t s01 = wasm_f32x4_add(wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7));
+  const v128_t s23 = wasm_f32x4_add(wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5), wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7));
+  v128_t r = wasm_f32x4_add(wasm_i32x4_shuffle(s01, s23, 0, 1, 4, 5), wasm_i32x4_shuffle(s01, s23, 2, 3, 6, 7));
+  if (d < n) {
+    float t0 = 0.f, t1 = 0.f, t2 = 0.f, t3 = 0.f;
+    for (; d < n; d++) t0 += q[d] * k0[d], t1 += q[d] * k1[d], t2 += q[d] * k2[d], t3 += q[d] * k3[d];
+    r = wasm_f32x4_add(r, wasm_f32x4_make(t0, t1, t2, t3));
+  }
+  return r;
+}
+
+// S[j] = scale q . (row j's part at offset) for j < T, rows W3 apart: four keys at a time.
+static inline void scores(const float *q, const float *rows, int W3, int T, int D, float scale, float *S) {
+  const v128_t s = splat(scale);
+  int j = 0;
+  for (; j + 4 <= T; j += 4) {
+    const float *k = rows + j * W3;
+    wasm_v128_store(S + j, wasm_f32x4_mul(dot4(q, k, k + W3, k + 2 * W3, k + 3 * W3, D), s));
+  }
+  for (; j < T; j++) S[j] = dot(q, rows + j * W3, D) * scale;
+}
+
+// o[d] = sum_j p[j] v_j[d] for d < D (v_j rows W3 apart), sixteen columns at a time in registers.
+static inline void weighted_rows(const float *p, const float *v, int W3, int T, int D, float *o) {
+  int d = 0;
+  for (; d + 16 <= D; d += 16) {
+    v128_t o0 = splat(0.f), o1 = splat(0.f), o2 = splat(0.f), o3 = splat(0.f);
+    const float *row = v + d;
+    for (int j = 0; j < T; j++, row += W3) {
+      const v128_t w = splat(p[j]);
+      o0 = wasm_f32x4_add(o0, wasm_f32x4_mul(w, wasm_v128_load(row)));
+      o1 = wasm_f32x4_add(o1, wasm_f32x4_mul(w, wasm_v128_load(row + 4)));
+      o2 = wasm_f32x4_add(o2, wasm_f32x4_mul(w, wasm_v128_load(row + 8)));
+      o3 = wasm_f32x4_add(o3, wasm_f32x4_mul(w, wasm_v128_load(row + 12)));
+    }
+    wasm_v128_store(o + d, o0), wasm_v128_store(o + d + 4, o1), wasm_v128_store(o + d + 8, o2), wasm_v128_store(o + d + 12, o3);
+  }
+  for (; d + 4 <= D; d += 4) {
+    v128_t acc = splat(0.f);
+    for (int j = 0; j < T; j++) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(splat(p[j]), wasm_v128_load(v + j * W3 + d)));
+    wasm_v128_store(o + d, acc);
+  }
+  for (; d < D; d++) {
+    float acc = 0.f;
+    for (int j = 0; j < T; j++) acc += p[j] * v[j * W3 + d];
+    o[d] = acc;
+  }
+}
+
 void vp_attention(const float *QKV, float *O, float *P, int T, int H, int D, int Q, int b0, int b1) {
   const int W = H * D, W3 = 3 * W;
   const float scale = 1.f / __builtin_sqrtf((float)D);
@@ -189,34 +252,42 @@ void vp_attention(const float *QKV, float *O, float *P, int T, int H, int D, int
     for (int h = 0; h < H; h++) {
       const float *base = QKV + b * T * W3 + h * D;
       for (int i = 0; i < Q; i++) {
-        const float *q = base + i * W3;
         float *p = P + ((b * H + h) * Q + i) * T;
-        float top = -__builtin_inff();
-        for (int j = 0; j < T; j++) {
-          const float s = dot(q, base + j * W3 + W, D) * scale;
-          p[j] = s;
-          top = s > top ? s : top;
+        scores(base + i * W3, base + W, W3, T, D, scale, p);
+        v128_t top4 = splat(-__builtin_inff());
+        int j = 0;
+        for (; j + 4 <= T; j += 4) top4 = wasm_f32x4_pmax(top4, wasm_v128_load(p + j));
+        const float top01 = fmaxf_(wasm_f32x4_extract_lane(top4, 0), wasm_f32x4_extract_lane(top4, 1));
+        const float top23 = fmaxf_(wasm_f32x4_extract_lane(top4, 2), wasm_f32x4_extract_lane(top4, 3));
+        float top = fmaxf_(top01, top23);
+        for (; j < T; j++) top = fmaxf_(top, p[j]);
+        const v128_t m = splat(top);
+        v128_t sum4 = splat(0.f);
+        for (j = 0; j + 4 <= T; j += 4) {
+          const v128_t e = exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(p + j), m));
+          wasm_v128_store(p + j, e);
+          sum4 = wasm_f32x4_add(sum4, e);
         }
-        float sum = 0.f;
-        for (int j = 0; j < T; j++) {
+        float sum = hsum(sum4);
+        for (; j < T; j++) {
           const float e = exp1(p[j] - top);
           p[j] = e;
           sum += e;
         }
-        const float inverse = 1.f / sum;
-        for (int j = 0; j < T; j++) p[j] *= inverse;
-        float *o = O + (b * Q + i) * W + h * D;
-        for (int d = 0; d < D; d++) o[d] = 0.f;
-        for (int j = 0; j < T; j++) axpy(p[j], base + j * W3 + 2 * W, o, D);
+        const v128_t inverse = splat(1.f / sum);
+        for (j = 0; j + 4 <= T; j += 4) wasm_v128_store(p + j, wasm_f32x4_mul(wasm_v128_load(p + j), inverse));
+        for (; j < T; j++) p[j] *= wasm_f32x4_extract_lane(inverse, 0);
+        weighted_rows(p, base + 2 * W, W3, T, D, O + (b * Q + i) * W + h * D);
       }
     }
   }
 }
 
-// DQKV = the gradient of vp_attention's O for DY [B * Q, W], given its QKV and P.
+// DQKV = the gradient of vp_attention's O for DY [B * Q, W], given its QKV and P; S is scratch of
+// P's size (written, never read by the caller).
 // dP_ij = dO_i . v_j; dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij'); dq_i = scale sum_j dS_ij k_j;
 // dk_j = scale sum_i dS_ij q_i; dv_j = sum_i P_ij dO_i.
-void vp_attention_grad(const float *QKV, const float *P, const float *DY, float *DQKV, int T, int H, int D, int Q, int b0, int b1) {
+void vp_attention_grad(const float *QKV, const float *P, const float *DY, float *DQKV, float *S, int T, int H, int D, int Q, int b0, int b1) {
   const int W = H * D, W3 = 3 * W;
   const float scale = 1.f / __builtin_sqrtf((float)D);
   for (int b = b0; b < b1; b++) {
@@ -224,19 +295,26 @@ void vp_attention_grad(const float *QKV, const float *P, const float *DY, float 
       const float *base = QKV + b * T * W3 + h * D;
       float *dbase = DQKV + b * T * W3 + h * D;
       for (int j = 0; j < T; j++) {
-        for (int d = 0; d < D; d++) dbase[j * W3 + d] = dbase[j * W3 + W + d] = dbase[j * W3 + 2 * W + d] = 0.f;
+        for (int d = 0; d < D; d++) dbase[j * W3 + W + d] = dbase[j * W3 + 2 * W + d] = 0.f;
+        if (j >= Q) for (int d = 0; d < D; d++) dbase[j * W3 + d] = 0.f;
       }
       for (int i = 0; i < Q; i++) {
         const float *dO = DY + (b * Q + i) * W + h * D;
         const float *p = P + ((b * H + h) * Q + i) * T;
-        float r = 0.f;
-        for (int j = 0; j < T; j++) r += p[j] * dot(dO, base + j * W3 + 2 * W, D);
-        for (int j = 0; j < T; j++) {
-          const float *row = base + j * W3;
-          const float dS = p[j] * (dot(dO, row + 2 * W, D) - r) * scale;
-          axpy(dS, row + W, dbase + i * W3, D);      // dq_i
-          axpy(dS, base + i * W3, dbase + j * W3 + W, D); // dk_j
-          axpy(p[j], dO, dbase + j * W3 + 2 * W, D);  // dv_j
+        float *dS = S + ((b * H + h) * Q + i) * T;
+        scores(dO, base + 2 * W, W3, T, D, 1.f, dS); // dP_i
+        v128_t r4 = splat(0.f);
+        int j = 0;
+        for (; j + 4 <= T; j += 4) r4 = wasm_f32x4_add(r4, wasm_f32x4_mul(wasm_v128_load(p + j), wasm_v128_load(dS + j)));
+        float r = hsum(r4);
+        for (; j < T; j++) r += p[j] * dS[j];
+        const v128_t rv = splat(r), sv = splat(scale);
+        for (j = 0; j + 4 <= T; j += 4) wasm_v128_store(dS + j, wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(p + j), wasm_f32x4_sub(wasm_v128_load(dS + j), rv)), sv));
+        for (; j < T; j++) dS[j] = p[j] * (dS[j] - r) * scale;
+        weighted_rows(dS, base + W, W3, T, D, dbase + i * W3); // dq_i
+        for (j = 0; j < T; j++) {
+          axpy(dS[j], base + i * W3, dbase + j * W3 + W, D); // dk_j
+          axpy(p[j], dO, dbase + j * W3 + 2 * W, D);         // dv_j
         }
       }
     }
@@ -294,6 +372,103 @@ void vp_normalize_grad(const float *XHAT, const float *RSTD, const float *DY, fl
       wasm_v128_store(dx + c, wasm_f32x4_mul(g, s));
     }
     for (; c < C; c++) dx[c] = (dy[c] - meanGradient - xh[c] * meanProjection) * RSTD[r];
+  }
+}
+
+// ---- LayerNorm with its scale and shift: y = xhat w + b ----
+// The same row statistics as vp_normalize, the same element-wise operations as the composition
+// (xhat, then times w, then plus b, each rounded to float32), so y has the composition's bits. The
+// backward pass reads x and recomputes a row's statistics rather than keeping xhat.
+
+static inline float row_rstd(const float *x, int C, float mean, float eps) {
+  const v128_t m = splat(mean);
+  v128_t acc = splat(0.f);
+  int c = 0;
+  for (; c + 4 <= C; c += 4) {
+    const v128_t d = wasm_f32x4_sub(wasm_v128_load(x + c), m);
+    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(d, d));
+  }
+  float sq = hsum(acc);
+  for (; c < C; c++) sq += (x[c] - mean) * (x[c] - mean);
+  return 1.f / __builtin_sqrtf(sq / (float)C + eps);
+}
+
+void vp_layer_norm(const float *X, const float *W, const float *B, float *Y, int C, int eps_bits, int r0, int r1) {
+  const float eps = __builtin_bit_cast(float, eps_bits);
+  for (int r = r0; r < r1; r++) {
+    const float *x = X + r * C;
+    float *y = Y + r * C;
+    const float mean = row_sum(x, C) / (float)C;
+    const float rstd = row_rstd(x, C, mean, eps);
+    const v128_t m = splat(mean), s = splat(rstd);
+    int c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const v128_t xhat = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + c), m), s);
+      wasm_v128_store(y + c, wasm_f32x4_add(wasm_f32x4_mul(xhat, wasm_v128_load(W + c)), wasm_v128_load(B + c)));
+    }
+    for (; c < C; c++) {
+      const float xhat = (x[c] - mean) * rstd;
+      const float scaled = xhat * W[c];
+      y[c] = scaled + B[c];
+    }
+  }
+}
+
+// DX for y = xhat w + b: with g = dy w, rstd (g - mean(g) - xhat mean(g xhat)) per row.
+void vp_layer_norm_grad(const float *X, const float *W, const float *DY, float *DX, int C, int eps_bits, int r0, int r1) {
+  const float eps = __builtin_bit_cast(float, eps_bits);
+  for (int r = r0; r < r1; r++) {
+    const float *x = X + r * C;
+    const float *dy = DY + r * C;
+    float *dx = DX + r * C;
+    const float mean = row_sum(x, C) / (float)C;
+    const float rstd = row_rstd(x, C, mean, eps);
+    const v128_t m = splat(mean), s = splat(rstd);
+    v128_t sumG = splat(0.f), sumGX = splat(0.f);
+    int c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const v128_t g = wasm_f32x4_mul(wasm_v128_load(dy + c), wasm_v128_load(W + c));
+      const v128_t xhat = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + c), m), s);
+      sumG = wasm_f32x4_add(sumG, g);
+      sumGX = wasm_f32x4_add(sumGX, wasm_f32x4_mul(g, xhat));
+    }
+    float totalG = hsum(sumG), totalGX = hsum(sumGX);
+    for (; c < C; c++) {
+      const float g = dy[c] * W[c], xhat = (x[c] - mean) * rstd;
+      totalG += g;
+      totalGX += g * xhat;
+    }
+    const float meanGradient = totalG / (float)C, meanProjection = totalGX / (float)C;
+    const v128_t mg = splat(meanGradient), mp = splat(meanProjection);
+    for (c = 0; c + 4 <= C; c += 4) {
+      const v128_t g = wasm_f32x4_mul(wasm_v128_load(dy + c), wasm_v128_load(W + c));
+      const v128_t xhat = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + c), m), s);
+      wasm_v128_store(dx + c, wasm_f32x4_mul(wasm_f32x4_sub(wasm_f32x4_sub(g, mg), wasm_f32x4_mul(xhat, mp)), s));
+    }
+    for (; c < C; c++) {
+      const float g = dy[c] * W[c], xhat = (x[c] - mean) * rstd;
+      dx[c] = (g - meanGradient - xhat * meanProjection) * rstd;
+    }
+  }
+}
+
+// DW[c] = sum over the T rows of dy xhat, for c in [c0, c1) (the scale's gradient; rows in order).
+// Every row's statistics are recomputed whole, so this runs on one thread, over all columns.
+void vp_layer_norm_weight_grad(const float *X, const float *DY, float *DW, int T, int C, int eps_bits, int c0, int c1) {
+  const float eps = __builtin_bit_cast(float, eps_bits);
+  for (int c = c0; c < c1; c++) DW[c] = 0.f;
+  for (int r = 0; r < T; r++) {
+    const float *x = X + r * C;
+    const float *dy = DY + r * C;
+    const float mean = row_sum(x, C) / (float)C;
+    const float rstd = row_rstd(x, C, mean, eps);
+    const v128_t m = splat(mean), s = splat(rstd);
+    int c = c0;
+    for (; c + 4 <= c1; c += 4) {
+      const v128_t xhat = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + c), m), s);
+      wasm_v128_store(DW + c, wasm_f32x4_add(wasm_v128_load(DW + c), wasm_f32x4_mul(wasm_v128_load(dy + c), xhat)));
+    }
+    for (; c < c1; c++) DW[c] += dy[c] * ((x[c] - mean) * rstd);
   }
 }
 

@@ -29,6 +29,13 @@ export const NORMALIZE = 'VitpeftNormalize';
 /** Inputs {xhat, rstd, dy} (NORMALIZE's two outputs and the first one's gradient): the gradient with respect to x. */
 export const NORMALIZE_GRAD = 'VitpeftNormalizeGrad';
 
+/** Inputs {x [..., C], weight [C], bias [C]} float32, attrs {eps}: LayerNorm with its scale and shift, xhat weight + bias. */
+export const LAYER_NORM = 'VitpeftLayerNorm';
+/** Inputs {x, weight, dy} (LAYER_NORM's input and scale, its output's gradient), attrs {eps}: the gradient with respect to x. */
+export const LAYER_NORM_GRAD = 'VitpeftLayerNormGrad';
+/** Inputs {x, dy}, attrs {eps}: the scale's gradient [C], the sum over rows of dy xhat. */
+export const LAYER_NORM_WEIGHT_GRAD = 'VitpeftLayerNormWeightGrad';
+
 /**
  * Inputs {variable, gradient, buffer} (buffer: the momentum, when momentum > 0), attrs {lr,
  * momentum, weightDecay}: outputs the updated variable and buffer of torch.optim.SGD's step, the
@@ -45,7 +52,7 @@ export const ADAMW_UPDATE = 'VitpeftAdamWUpdate';
 export const EMA_UPDATE = 'VitpeftEmaUpdate';
 
 /** Every kernel name above. */
-export const OWN_KERNELS: readonly string[] = [MATMUL_TN, COLUMN_SUMS, GELU, GELU_GRAD, ATTENTION, ATTENTION_GRAD, NORMALIZE, NORMALIZE_GRAD, SGD_UPDATE, ADAMW_UPDATE, EMA_UPDATE];
+export const OWN_KERNELS: readonly string[] = [MATMUL_TN, COLUMN_SUMS, GELU, GELU_GRAD, ATTENTION, ATTENTION_GRAD, NORMALIZE, NORMALIZE_GRAD, LAYER_NORM, LAYER_NORM_GRAD, LAYER_NORM_WEIGHT_GRAD, SGD_UPDATE, ADAMW_UPDATE, EMA_UPDATE];
 
 /** Whether the running backend has the kernel. */
 export function provided(kernelName: string): boolean {

@@ -1,8 +1,8 @@
-// LayerNorm over the last axis with learned scale and shift (the normalisation itself has a
-// hand-written gradient: models/ops/normalize.ts).
+// LayerNorm over the last axis with learned scale and shift (models/ops/normalize.ts: one kernel
+// where the backend has it, else the normalisation with its hand-written gradient, then the scale and shift).
 
 import * as tf from '@tensorflow/tfjs-core';
-import { normalize } from '../ops/normalize';
+import { layerNorm } from '../ops/normalize';
 import { Module, NamedParameter, parameter } from './module';
 
 export class LayerNorm implements Module {
@@ -17,7 +17,7 @@ export class LayerNorm implements Module {
   }
 
   forward<T extends tf.Tensor>(x: T): T {
-    return tf.tidy(() => tf.add(tf.mul(normalize(x, this.eps), this.weight), this.bias) as T);
+    return layerNorm(x, this.weight, this.bias, this.eps);
   }
 
   namedParameters(): NamedParameter[] {

@@ -11,11 +11,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { productsModulePath } from '../../di/wasmProducts';
 import { batchedAttention, classTokenAttention, fusedAttention } from '../../models/ops/attentionCore';
-import { ADAMW_UPDATE, ATTENTION, ATTENTION_GRAD, COLUMN_SUMS, EMA_UPDATE, GELU, GELU_GRAD, MATMUL_TN, NORMALIZE, NORMALIZE_GRAD, OWN_KERNELS, SGD_UPDATE, provided } from '../../models/ops/backendKernels';
+import { ADAMW_UPDATE, ATTENTION, ATTENTION_GRAD, COLUMN_SUMS, EMA_UPDATE, GELU, GELU_GRAD, LAYER_NORM_GRAD, LAYER_NORM_WEIGHT_GRAD, MATMUL_TN, NORMALIZE, NORMALIZE_GRAD, OWN_KERNELS, SGD_UPDATE, provided } from '../../models/ops/backendKernels';
 import { columnSums, matMulExplicit, transposedProduct } from '../../models/ops/explicitTransposeMatMul';
 import { gelu, geluComposed } from '../../models/ops/gelu';
 import { attentionKernel } from '../../models/ops/kernelPolicy';
-import { normalize, normalizeComposed } from '../../models/ops/normalize';
+import { layerNorm, normalize, normalizeComposed } from '../../models/ops/normalize';
 import { AdamW, Sgd } from '../../stages/trainer/optimizer';
 import { maxAbsDifference, tensorLeak } from '../helpers/tensors';
 
@@ -52,7 +52,7 @@ describe("vitpeft's wasm kernels (di/wasm/products.c)", function () {
   it('are installed on the wasm backend, and each op falls back to the stock composition elsewhere', () => {
     const onWasm = tf.getBackend() === 'wasm';
     for (const name of OWN_KERNELS) expect(provided(name), name).to.equal(onWasm);
-    expect(OWN_KERNELS).to.have.length(11);
+    expect(OWN_KERNELS).to.have.length(14);
     expect(attentionKernel(17)).to.equal(onWasm ? 'fused-kernel' : attentionKernel(1000));
     expect(attentionKernel(197)).to.not.equal('fused-kernel');
   });
@@ -63,7 +63,7 @@ describe("vitpeft's wasm kernels (di/wasm/products.c)", function () {
       expect(imports).to.deep.equal([{ module: 'env', name: 'memory', kind: 'memory' }]);
       // No start (8), data (11) or data count (12) section: instantiating writes nothing into tfjs's heap.
       expect(sections.filter((id) => id === 8 || id === 11 || id === 12), `${shared} sections ${sections}`).to.deep.equal([]);
-      expect(exports).to.have.members(['vp_matmul_tn', 'vp_column_sums', 'vp_gelu', 'vp_gelu_grad', 'vp_attention', 'vp_attention_grad', 'vp_normalize', 'vp_normalize_grad', 'vp_sgd', 'vp_adamw', 'vp_ema']);
+      expect(exports).to.have.members(['vp_matmul_tn', 'vp_column_sums', 'vp_gelu', 'vp_gelu_grad', 'vp_attention', 'vp_attention_grad', 'vp_normalize', 'vp_normalize_grad', 'vp_layer_norm', 'vp_layer_norm_grad', 'vp_layer_norm_weight_grad', 'vp_sgd', 'vp_adamw', 'vp_ema']);
     }
   });
 
@@ -116,7 +116,7 @@ describe("vitpeft's wasm kernels (di/wasm/products.c)", function () {
   });
 
   it('attention equals the batched-matMul formulation in value and qkv gradient, and leaves no tensors', () => {
-    for (const [batch, tokens, heads, headDim] of [[3, 5, 3, 7], [4, 17, 2, 32], [2, 1, 1, 4], [9, 6, 2, 5]]) {
+    for (const [batch, tokens, heads, headDim] of [[3, 5, 3, 7], [4, 17, 2, 32], [2, 1, 1, 4], [9, 6, 2, 5], [2, 64, 2, 20], [3, 9, 1, 48]]) {
       const shape = { batch, tokens, heads };
       const qkv = tf.randomNormal([batch * tokens, 3 * heads * headDim], 0, 1.5, 'float32', batch + tokens) as tf.Tensor2D;
       const upstream = tf.randomNormal([batch * tokens, heads * headDim], 0, 1, 'float32', 31);
@@ -160,6 +160,37 @@ describe("vitpeft's wasm kernels (di/wasm/products.c)", function () {
       expect(maxAbsDifference(tf.grad(loss(normalize))(x), tf.grad(loss(normalizeComposed))(x)), `${shape}`).to.be.below(2e-5);
       expect(tensorLeak(() => tf.dispose(tf.grad(loss(normalize))(x)))).to.equal(0);
       tf.dispose([x, upstream]);
+    }
+  });
+
+  it("LayerNorm with scale and shift: the composition's value bit for bit, and its gradients; a frozen scale and shift cost no gradient kernels", async () => {
+    for (const shape of [[7, 64], [3, 5, 13], [4, 1], [600, 3]]) {
+      const columns = shape[shape.length - 1];
+      const x = tf.add(tf.mul(tf.randomNormal(shape, 0, 1, 'float32', shape.length), 3), 1);
+      const weight = tf.randomNormal([columns], 1, 0.5, 'float32', 7) as tf.Tensor1D;
+      const bias = tf.randomNormal([columns], 0, 0.5, 'float32', 8) as tf.Tensor1D;
+      const upstream = tf.randomNormal(shape, 0, 1, 'float32', 41);
+      const composed = (t: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.add(tf.mul(normalizeComposed(t, 1e-6), w), b);
+      const ours = (t: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => layerNorm(t, w as tf.Tensor1D, b as tf.Tensor1D, 1e-6);
+      // The same statistics as normalize's kernel, then the scale and shift: the same bits.
+      expect(maxAbsDifference(ours(x, weight, bias), tf.add(tf.mul(normalize(x, 1e-6), weight), bias)), `${shape}`).to.equal(0);
+      expect(maxAbsDifference(ours(x, weight, bias), composed(x, weight, bias)), `${shape}`).to.be.below(1e-5);
+      const loss = (f: typeof composed) => (t: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(t, w, b), upstream));
+      const [dx, dw, db] = tf.grads(loss(ours))([x, weight, bias]);
+      const [rx, rw, rb] = tf.grads(loss(composed))([x, weight, bias]);
+      expect(maxAbsDifference(dx, rx), `${shape} dx`).to.be.below(5e-5);
+      expect(maxAbsDifference(dw, rw), `${shape} dweight`).to.be.below(5e-5);
+      expect(maxAbsDifference(db, rb), `${shape} dbias`).to.be.below(1e-5);
+      // Only x's gradient asked for: neither the scale's nor the shift's is computed.
+      const profile = await tf.profile(() => tf.grad((t: tf.Tensor) => loss(ours)(t, weight, bias))(x));
+      const names = profile.kernels.map((k) => k.name);
+      if (tf.getBackend() === 'wasm') {
+        expect(names).to.include(LAYER_NORM_GRAD);
+        expect(names).to.not.include(LAYER_NORM_WEIGHT_GRAD);
+        expect(names).to.not.include(COLUMN_SUMS);
+      }
+      expect(tensorLeak(() => tf.dispose(tf.grads(loss(ours))([x, weight, bias])))).to.equal(0);
+      tf.dispose([x, weight, bias, upstream, dx, dw, db, rx, rw, rb]);
     }
   });
 
@@ -231,6 +262,10 @@ describe("vitpeft's wasm kernels (di/wasm/products.c)", function () {
         result.gelu = diff(gelu(dy), geluComposed(dy));
         result.attention = diff(core.fusedAttention(qkv, shape), core.batchedAttention(qkv, shape));
         result.normalize = diff(norm.normalize(dy, 1e-6), norm.normalizeComposed(dy, 1e-6));
+        const w = tf.randomNormal([250], 1, 0.5, 'float32', 5), b = tf.randomNormal([250], 0, 0.5, 'float32', 6);
+        const composedNorm = (t) => tf.add(tf.mul(norm.normalizeComposed(t, 1e-6), w), b);
+        result.layerNorm = diff(norm.layerNorm(dy, w, b, 1e-6), composedNorm(dy));
+        result.layerNormGrad = diff(tf.grad((t) => tf.sum(tf.square(norm.layerNorm(t, w, b, 1e-6))))(dy), tf.grad((t) => tf.sum(tf.square(composedNorm(t))))(dy));
         result.attentionGrad = diff(tf.grad(loss(core.fusedAttention))(qkv), tf.grad(loss(core.batchedAttention))(qkv));
         process.stdout.write(JSON.stringify(result));
         process.exit(0);
@@ -243,5 +278,7 @@ describe("vitpeft's wasm kernels (di/wasm/products.c)", function () {
     expect(result.attention).to.be.below(1e-5);
     expect(result.attentionGrad).to.be.below(1e-5);
     expect(result.normalize).to.be.below(1e-5);
+    expect(result.layerNorm).to.be.below(1e-5);
+    expect(result.layerNormGrad).to.be.below(1e-3);
   });
 });
