@@ -5,6 +5,7 @@
 // last block on the class token only (classTokenAfter).
 
 import * as tf from '@tensorflow/tfjs-core';
+import { repeatFirstAxis } from '../ops/repeat';
 import { Block, classTokenRows } from './block';
 import { VitConfig, gridSize, validateConfig } from './config';
 import { LayerNorm } from './layerNorm';
@@ -103,7 +104,7 @@ export class VisionTransformer implements Module {
     const tokens = 1 + gridH * gridW;
     const rows = tf.tidy(() => {
       const patches = tf.reshape(this.patchEmbed.forward(images), [batch, gridH * gridW, this.width]);
-      const cls = tf.tile(this.clsToken, [batch, 1, 1]);
+      const cls = repeatFirstAxis(this.clsToken, batch);
       const sequence = tf.add(tf.concat([cls, patches], 1), this.positionEmbeddings(gridH, gridW));
       return tf.reshape(sequence, [batch * tokens, this.width]) as tf.Tensor2D;
     });

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
-import { GELU, NORMALIZE, provided } from '../../models/ops/backendKernels';
+import { COLUMN_SUMS, GELU, NORMALIZE, provided } from '../../models/ops/backendKernels';
 import { expOfNonPositive, gelu, geluComposed } from '../../models/ops/gelu';
 import { normalize, normalizeComposed } from '../../models/ops/normalize';
+import { repeatFirstAxis } from '../../models/ops/repeat';
 import { LayerNorm } from '../../models/vit/layerNorm';
 import { maxAbsDifference, tensorLeak } from '../helpers/tensors';
 
@@ -70,6 +71,23 @@ describe('hand-written gradients: GELU and LayerNorm against the formulas differ
       expect(tensorLeak(() => tf.dispose(Object.values(valueAndGradient(f, x, upstream))))).to.equal(0);
     }
     tf.dispose([x, upstream]);
+  });
+});
+
+describe("a class token repeated over the batch (repeatFirstAxis): tf.tile's values, its gradient as one column sum", () => {
+  it("equals tf.tile in value and gradient (bit for bit where the backend has its column-sum kernel), with a few kernels instead of two an image", async () => {
+    const token = tf.randomNormal([1, 1, 24], 0, 1, 'float32', 12);
+    const upstream = tf.randomNormal([40, 1, 24], 0, 1, 'float32', 13);
+    const ours = valueAndGradient((t) => repeatFirstAxis(t, 40), token, upstream);
+    const tiled = valueAndGradient((t) => tf.tile(t, [40, 1, 1]), token, upstream);
+    expect(maxAbsDifference(ours.output, tiled.output)).to.equal(0);
+    expect(ours.gradient.shape).to.deep.equal([1, 1, 24]);
+    expect(maxAbsDifference(ours.gradient, tiled.gradient)).to.be.at.most(provided(COLUMN_SUMS) ? 0 : 1e-5);
+    const profile = await tf.profile(() => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(repeatFirstAxis(t, 40), upstream)))(token));
+    expect(profile.kernels.length).to.be.below(15);
+    expect(() => repeatFirstAxis(upstream, 2)).to.throw(/first axis of 1, got \[40,1,24\]/);
+    expect(tensorLeak(() => tf.dispose(Object.values(valueAndGradient((t) => repeatFirstAxis(t, 40), token, upstream))))).to.equal(0);
+    tf.dispose([token, upstream, ours.output, ours.gradient, tiled.output, tiled.gradient]);
   });
 });
 
