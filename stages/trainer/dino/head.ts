@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { gelu } from '../../../models/ops/gelu';
 import { Linear } from '../../../models/vit/linear';
 import { Module, NamedParameter, SeedSource, parameter, prefixed } from '../../../models/vit/module';
-import { l2Normalize } from '../../evaluator/knn';
+import { euclideanNorm, unitLength } from '../../../models/ops/norms';
 
 export interface DinoHeadShape {
   readonly inDim: number;
@@ -69,8 +69,8 @@ export class DinoHead implements Module {
     return tf.tidy(() => {
       const [fc1, fc2, fc3] = this.layers;
       const hidden = (x: tf.Tensor2D, at: 0 | 1): tf.Tensor2D => gelu(this.norms ? batchNormalize(x, this.norms[at].gamma, this.norms[at].beta) : x);
-      const bottleneck = l2Normalize(fc3.forward(hidden(fc2.forward(hidden(fc1.forward(features), 0)), 1)));
-      const columns = tf.div(this.lastV, tf.maximum(tf.norm(this.lastV, 'euclidean', 0, true), 1e-12));
+      const bottleneck = unitLength(fc3.forward(hidden(fc2.forward(hidden(fc1.forward(features), 0)), 1)), 1);
+      const columns = tf.div(this.lastV, tf.maximum(euclideanNorm(this.lastV, 0), 1e-12));
       const weight = this.lastG ? tf.mul(columns, this.lastG) : columns;
       return tf.matMul(bottleneck, weight) as tf.Tensor2D;
     });

@@ -4,6 +4,8 @@
 // variables only, so the teacher's side (other variables) passes none.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { expOfNonPositive } from '../../../models/ops/gelu';
+import { euclideanNorm, unitLength } from '../../../models/ops/norms';
 
 export interface DinoLossOptions {
   /** Views of the student: its rows are [view 0 batch, view 1 batch, ...]; the first two are the global views. */
@@ -17,7 +19,28 @@ export function teacherDistribution(teacherLogits: tf.Tensor2D, center: tf.Tenso
   return tf.tidy(() => tf.softmax(tf.div(tf.sub(teacherLogits, center), temperature)) as tf.Tensor2D);
 }
 
-/** studentLogits [views * B, K], teacherLogits [2 * B, K], centre [1, K]: the scalar loss. */
+/**
+ * log softmax over the last axis: tf.logSoftmax's formula and gradient, with its exponentials
+ * through expOfNonPositive (both arguments are <= 0), which on wasm avoids the scalar Exp kernel
+ * on the [views * B, K] logits, twice a step.
+ */
+const logSoftmaxRows = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  const shifted = tf.sub(x, tf.max(x, -1, true));
+  const value = tf.sub(shifted, tf.log(tf.sum(expOfNonPositive(shifted), -1, true)));
+  save([value]);
+  return {
+    value,
+    gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) => tf.sub(dy, tf.mul(tf.sum(dy, -1, true), expOfNonPositive(saved))),
+  };
+}) as (x: tf.Tensor) => tf.Tensor;
+
+/**
+ * studentLogits [views * B, K], teacherLogits [2 * B, K], centre [1, K]: the scalar loss. The
+ * pairs are summed as one product: student view s is paired with every teacher view but its own,
+ * so its target rows are the sum of those teacher views' distributions (t1 for s = 0, t0 for s = 1,
+ * t0 + t1 for a local view), and the loss is -sum(targets . log p_s) / (pairs * B).
+ */
 export function dinoLoss(studentLogits: tf.Tensor2D, teacherLogits: tf.Tensor2D, center: tf.Tensor, options: DinoLossOptions): tf.Scalar {
   const { views } = options;
   if (views < 2) throw new Error(`dinoLoss: at least the 2 global views are needed, got ${views}`);
@@ -25,15 +48,12 @@ export function dinoLoss(studentLogits: tf.Tensor2D, teacherLogits: tf.Tensor2D,
   const batch = studentLogits.shape[0] / views;
   if (teacherLogits.shape[0] !== 2 * batch) throw new Error(`dinoLoss: the teacher has ${teacherLogits.shape[0]} rows, expected 2 global views of ${batch}`);
   return tf.tidy(() => {
-    const teacher = tf.split(teacherDistribution(teacherLogits, center, options.teacherTemperature), 2, 0);
-    const student = tf.split(tf.logSoftmax(tf.div(studentLogits, options.studentTemperature)), views, 0);
-    const terms: tf.Scalar[] = [];
-    for (let t = 0; t < 2; t++) {
-      for (let s = 0; s < views; s++) {
-        if (s !== t) terms.push(tf.mean(tf.sum(tf.mul(tf.neg(teacher[t]), student[s]), -1)));
-      }
-    }
-    return tf.div(tf.addN(terms), terms.length) as tf.Scalar;
+    const [first, second] = tf.split(teacherDistribution(teacherLogits, center, options.teacherTemperature), 2, 0);
+    const locals = views > 2 ? [tf.add(first, second)] : [];
+    const targets = tf.concat([second, first, ...Array.from({ length: views - 2 }, () => locals[0])], 0);
+    const logProbabilities = logSoftmaxRows(tf.div(studentLogits, options.studentTemperature));
+    const pairs = 2 * (views - 1);
+    return tf.div(tf.neg(tf.sum(tf.mul(targets, logProbabilities))), pairs * batch) as tf.Scalar;
   });
 }
 
@@ -67,7 +87,7 @@ export function koleoLoss(features: tf.Tensor2D): tf.Scalar {
   const rows = features.shape[0];
   if (rows < 2) throw new Error(`koleoLoss: a nearest neighbour needs at least 2 rows, got ${rows}`);
   return tf.tidy(() => {
-    const unit = tf.div(features, tf.maximum(tf.norm(features, 2, 1, true), 1e-12)) as tf.Tensor2D;
+    const unit = unitLength(features, 1);
     const nearest = tf.tidy(() => {
       const dots = tf.matMul(unit, tf.transpose(unit));
       // A row is never its own neighbour (as DINOv2's fill_diagonal_(-1)).
@@ -76,7 +96,7 @@ export function koleoLoss(features: tf.Tensor2D): tf.Scalar {
     });
     // The neighbours' rows as a one-hot product (exact; wasm has no gradient kernel for gather).
     const neighbours = tf.matMul(tf.cast(tf.oneHot(nearest, rows), 'float32'), unit);
-    const distance = tf.norm(tf.add(tf.sub(unit, neighbours), 1e-8), 2, 1);
+    const distance = euclideanNorm(tf.add(tf.sub(unit, neighbours), 1e-8), 1);
     return tf.neg(tf.mean(tf.log(tf.add(distance, 1e-8)))) as tf.Scalar;
   });
 }
