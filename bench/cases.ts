@@ -15,6 +15,8 @@ import { applySurgery } from '../stages/surgery/applySurgery';
 import { mergedCopy } from '../stages/surgery/lora';
 import { MethodSpec } from '../stages/surgery/methodSpec';
 import { TrainingSession } from '../stages/trainer/session';
+import { affine } from '../models/ops/affine';
+import { columnSums, matMulExplicit, transposedProduct } from '../models/ops/explicitTransposeMatMul';
 import { BenchCase, Timing, timeRuns } from './measure';
 
 export type { BenchCase, CaseGroup } from './measure';
@@ -126,6 +128,46 @@ function evalCase(name: string, batch: number, description: string, build: () =>
   };
 }
 
+/**
+ * One transformer block's dense-layer products of a training step, alone: for qkv, proj, fc1 and
+ * fc2 of the shape's width, the forward product with its bias, the input's gradient dY W^T, the
+ * weight's X^T dY and the bias's column sums, on batch x tokens rows, through the ops the trainer
+ * uses. These products are most of a step's arithmetic, so their speed beside PyTorch's (the same
+ * products in scripts/bench_pytorch.py: addmm, mm, sum) bounds what the whole step can reach.
+ */
+function denseCase(name: string, shape: () => Shape): BenchCase {
+  return {
+    group: 'kernel',
+    name,
+    batch: TRAIN_BATCH,
+    description: 'one block\'s dense products of a training step (forward with bias, dX, dW, db for qkv, proj, fc1, fc2); img/s: images of the batch',
+    async measure(warmup, runs) {
+      const { config, batch } = shape();
+      const rows = batch * (1 + (config.imageSize / config.patchSize) ** 2);
+      const layers = [
+        [config.width, 3 * config.width],
+        [config.width, config.width],
+        [config.width, config.mlpHidden],
+        [config.mlpHidden, config.width],
+      ].map(([inputs, outputs], i) => ({
+        x: tf.randomNormal([rows, inputs], 0, 1, 'float32', 10 + i) as tf.Tensor2D,
+        dy: tf.randomNormal([rows, outputs], 0, 1, 'float32', 20 + i) as tf.Tensor2D,
+        weight: tf.randomNormal([inputs, outputs], 0, 0.02, 'float32', 30 + i) as tf.Tensor2D,
+        bias: tf.zeros([outputs]) as tf.Tensor1D,
+      }));
+      try {
+        return await timeRuns(() => {
+          const outputs = layers.flatMap(({ x, dy, weight, bias }) => [affine(x, weight, bias), matMulExplicit(dy, weight, false, true), transposedProduct(x, dy), columnSums(dy)]);
+          outputs[outputs.length - 1].dataSync();
+          tf.dispose(outputs);
+        }, warmup, runs);
+      } finally {
+        tf.dispose(layers.flatMap(({ x, dy, weight, bias }) => [x, dy, weight, bias]));
+      }
+    },
+  };
+}
+
 export const CASES: readonly BenchCase[] = [
   trainCase('full', { method: 'full' }),
   trainCase('lora-r8', { method: 'lora', rank: 8 }),
@@ -159,6 +201,9 @@ export const CASES: readonly BenchCase[] = [
     description: 'dataset stage, CIFAR 32 -> 224 paper-train transform (RandomResizedCrop + flip + normalise), batches of 128',
     measure: (warmup, runs) => measureDatasetTransform('paper-train', { batchSize: EVAL_BATCH, images: EVAL_BATCH, warmup, runs }),
   },
+
+  denseCase('dense-default', defaultShape),
+  denseCase('dense-reference', () => REFERENCE),
 
   jobCase('default-linear', 'linear'),
   jobCase('default-block-p1', 'block-p1'),

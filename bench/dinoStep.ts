@@ -2,9 +2,10 @@
 // 6 local 14 px views, K 1,024, head 512/128 with batch norm, KoLeo), timed alone, on random
 // views. With --ab the steps alternate between vitpeft's own wasm kernels (di/wasmProducts.ts)
 // and TensorFlow.js's stock route, in one process, so both medians see the same machine; with
-// --profile one step's kernels are listed, summed per kernel name.
+// --profile one step's kernels are listed, summed per kernel name (per name and shapes with
+// --shapes; the first --top K, default 20).
 //
-//   node dist/bench/dinoStep.js [--steps N] [--ab] [--profile] [--threads N]
+//   node dist/bench/dinoStep.js [--steps N] [--ab] [--profile [--shapes] [--top K]] [--threads N]
 
 import * as tf from '@tensorflow/tfjs';
 import { backendFromArgs, flagValue } from './args';
@@ -64,16 +65,18 @@ async function main(args: string[]): Promise<void> {
   if (ab) process.stdout.write(`  ratio own / stock: ${(median(times.own) / median(times.stock)).toFixed(2)}\n`);
   process.stdout.write(`  tensors left by the timed steps: ${leaked}\n`);
   if (args.includes('--profile')) {
+    const byShape = args.includes('--shapes');
     const profile = await tf.profile(() => void session.step(globals, local));
     const totals = new Map<string, { ms: number; count: number }>();
     for (const kernel of profile.kernels) {
-      const entry = totals.get(kernel.name) ?? { ms: 0, count: 0 };
+      const key = byShape ? `${kernel.name} -> ${JSON.stringify(kernel.outputShapes)} <- ${JSON.stringify(kernel.inputShapes)}` : kernel.name;
+      const entry = totals.get(key) ?? { ms: 0, count: 0 };
       entry.ms += kernel.kernelTimeMs as number;
       entry.count++;
-      totals.set(kernel.name, entry);
+      totals.set(key, entry);
     }
     process.stdout.write(`  one step: ${profile.kernels.length} kernel calls\n`);
-    for (const [name, { ms, count }] of [...totals.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20)) process.stdout.write(`${ms.toFixed(1).padStart(9)} ms ${String(count).padStart(5)}x  ${name}\n`);
+    for (const [name, { ms, count }] of [...totals.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, Number(flagValue(args, '--top') ?? 20))) process.stdout.write(`${ms.toFixed(1).padStart(9)} ms ${String(count).padStart(5)}x  ${name}\n`);
   }
   tf.dispose([globals, ...(local ? [local] : [])]);
   session.dispose();

@@ -74,7 +74,7 @@ function selectCases(only: string | undefined): BenchCase[] {
   const known = CASES.map(caseId);
   for (const item of wanted) {
     if (!known.includes(item) && !CASES.some((c) => c.group === item)) {
-      throw new Error(`--only: unknown case '${item}' (known: ${known.join(', ')}, or a group: train, eval, dataset, job, knn)`);
+      throw new Error(`--only: unknown case '${item}' (known: ${known.join(', ')}, or a group: train, eval, kernel, dataset, job, knn)`);
     }
   }
   return CASES.filter((c) => wanted.includes(caseId(c)) || wanted.includes(c.group));

@@ -37,7 +37,7 @@ export async function timeRuns(run: () => void | Promise<void>, warmup: number, 
   return { seconds, minSeconds: Math.min(...seconds), medianSeconds: median(seconds), cpuSeconds, medianCpuSeconds: median(cpuSeconds) };
 }
 
-export type CaseGroup = 'train' | 'eval' | 'dataset' | 'job' | 'knn';
+export type CaseGroup = 'train' | 'eval' | 'kernel' | 'dataset' | 'job' | 'knn';
 
 export interface BenchCase {
   readonly group: CaseGroup;

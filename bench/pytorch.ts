@@ -18,7 +18,7 @@ export interface PytorchReport {
 }
 
 /** The script's case ids (the same ids as vitpeft's bench). */
-export const PYTORCH_CASES = ['train.full', 'train.lora-r8', 'train.block-p2', 'train.linear', 'train.default-full', 'train.default-lora-r8', 'eval.reference-b128', 'eval.default-b256'];
+export const PYTORCH_CASES = ['train.full', 'train.lora-r8', 'train.block-p2', 'train.linear', 'train.default-full', 'train.default-lora-r8', 'eval.reference-b128', 'eval.default-b256', 'kernel.dense-default', 'kernel.dense-reference'];
 
 export function runPytorch(ids: readonly string[], runs: number, warmup: number, python = process.env.VITPEFT_PYTHON ?? '/usr/bin/python3'): PytorchReport | { error: string } {
   const wanted = ids.filter((id) => PYTORCH_CASES.includes(id));

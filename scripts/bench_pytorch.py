@@ -130,6 +130,24 @@ def eval_case(shape, batch, logits):
     return batch, prepare
 
 
+def dense_case(shape):
+    """One block's dense products of a training step (bench/cases.ts denseCase): forward with bias, dX, dW, db for qkv, proj, fc1, fc2."""
+    def prepare():
+        rows = shape["batch"] * (1 + (shape["img_size"] // shape["patch"]) ** 2)
+        width, hidden = shape["width"], shape["mlp_hidden"]
+        generator = torch.Generator().manual_seed(7)
+        layers = [(torch.randn(rows, i, generator=generator), torch.randn(rows, o, generator=generator), torch.randn(i, o, generator=generator) * 0.02, torch.zeros(o))
+                  for i, o in ((width, 3 * width), (width, width), (width, hidden), (hidden, width))]
+
+        def products():
+            outputs = []
+            for x, dy, weight, bias in layers:
+                outputs += [torch.addmm(bias, x, weight), dy @ weight.t(), x.t() @ dy, dy.sum(0)]
+            outputs[-1][0].item()
+        return products
+    return shape["batch"], prepare
+
+
 CASES = {
     "train.full": train_case(REFERENCE, "full"),
     "train.lora-r8": train_case(REFERENCE, "lora-r8"),
@@ -139,6 +157,8 @@ CASES = {
     "train.default-lora-r8": train_case(DEFAULT, "lora-r8"),
     "eval.reference-b128": eval_case(REFERENCE, 128, logits=True),
     "eval.default-b256": eval_case(DEFAULT, 256, logits=False),
+    "kernel.dense-default": dense_case(DEFAULT),
+    "kernel.dense-reference": dense_case(REFERENCE),
 }
 
 
