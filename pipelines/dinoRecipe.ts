@@ -33,6 +33,8 @@ export function resolveDino(spec: PretrainSpec): DinoSettings {
       localCrops: dino.crops?.localCrops ?? d.crops.localCrops,
       localSize: dino.crops?.localSize ?? defaultLocalSize(spec.preprocess.size, spec.architecture.patchSize),
       localScale: pair(dino.crops?.localScale, d.crops.localScale),
+      // Given only when the spec names them, so older recipes resolve as they always did.
+      ...(dino.crops?.interpolation !== undefined ? { interpolation: dino.crops.interpolation } : {}),
     },
     augment: {
       flip: dino.augment?.flip ?? d.augment.flip,
@@ -42,6 +44,7 @@ export function resolveDino(spec: PretrainSpec): DinoSettings {
       blur: [blur[0], blur[1], blur[2]],
       blurSigma: pair(dino.augment?.blurSigma, d.augment.blurSigma),
       solarize: dino.augment?.solarize ?? d.augment.solarize,
+      ...(dino.augment?.colorJitter !== undefined ? { colorJitter: dino.augment.colorJitter } : {}),
     },
   };
 }

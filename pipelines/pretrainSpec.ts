@@ -35,7 +35,7 @@ export const DinoSpec = closed(
     koleo: NonNegativeNumber,
     /** The cosine schedules' length when the run is their first train.steps steps (at least train.steps). */
     scheduleSteps: PositiveInt,
-    crops: closed('crops', {}, { globalScale: Range, localCrops: NonNegativeInt, localSize: PositiveInt, localScale: Range }),
+    crops: closed('crops', {}, { globalScale: Range, localCrops: NonNegativeInt, localSize: PositiveInt, localScale: Range, interpolation: t.keyof({ bilinear: null, bicubic: null }) }),
     augment: closed(
       'augment',
       {},
@@ -47,6 +47,7 @@ export const DinoSpec = closed(
         blur: refined(t.array(t.number), (a) => a.length === 3 && a.every((p) => p >= 0 && p <= 1), 'three probabilities [global 1, global 2, local]'),
         blurSigma: Range,
         solarize: Probability,
+        colorJitter: t.keyof({ pil: null, float: null }),
       },
     ),
   },

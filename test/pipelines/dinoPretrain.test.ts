@@ -116,6 +116,8 @@ describe('DINO pretraining (objective "dino")', function () {
     expect(problems(dinoSpec({ dino: { teacherMomentum: 1.5 } }))).to.deep.equal(['dino.teacherMomentum: expected a number in [0, 1], got 1.5']);
     expect(problems(dinoSpec({ dino: { teacherMomentum: -0.1 } }))).to.deep.equal(['dino.teacherMomentum: expected a number in [0, 1], got -0.1']);
     expect(problems(dinoSpec({ dino: { koleo: -0.1 } }))[0]).to.match(/^dino\.koleo: /);
+    expect(problems(dinoSpec({ dino: { crops: { interpolation: 'nearest' } } }))[0]).to.match(/^dino\.crops\.interpolation: .*bilinear.*bicubic.*"nearest"/);
+    expect(problems(dinoSpec({ dino: { augment: { colorJitter: 'torch' } } }))[0]).to.match(/^dino\.augment\.colorJitter: .*pil.*float.*"torch"/);
     expect(problems(dinoSpec({ dino: { scheduleSteps: 3 } }))).to.deep.equal(['dino.scheduleSteps: the schedules\' 3 steps are fewer than train.steps 8; expected at least 8']);
     expect(problems(dinoSpec({ train: { steps: 4, batchSize: 8, lr: 0.001, optimizer: 'sgd' } }))).to.deep.equal([`train.optimizer: the 'dino' objective trains with 'adamw', got 'sgd'`]);
     const supervised = { ...dinoSpec(), objective: undefined, data: { train: 'mnist:train' } };

@@ -10,6 +10,7 @@ import { dinoLoss, koleoLoss, teacherDistribution, teacherEntropies, updatedCent
 import { batchNormalize } from '../../stages/trainer/dino/head';
 import { DinoModels } from '../../stages/trainer/dino/models';
 import { MultiCrop } from '../../stages/trainer/dino/multiCrop';
+import { adjustBrightness, adjustBrightnessContrast, adjustContrast } from '../../stages/trainer/dino/photometric';
 import { cosineSchedule, teacherMomentum, teacherTemperature } from '../../stages/trainer/dino/schedules';
 import { DinoSession, clipEachByNorm, decayed } from '../../stages/trainer/dino/session';
 import { DINO_DEFAULTS, DinoSettings } from '../../stages/trainer/dino/settings';
@@ -287,5 +288,20 @@ describe('DINO: loss, schedules, teacher EMA, session', () => {
     expect(Buffer.from(again.locals.buffer).equals(Buffer.from(first.locals.buffer))).to.equal(true);
     const nextEpoch = crops.cropBatch({ ...input, epoch: 1 });
     expect(Buffer.from(nextEpoch.globals.buffer).equals(Buffer.from(first.globals.buffer))).to.equal(false);
+    // Bilinear crops and the float jitter are other views of the same draws.
+    const other = new MultiCrop({ ...SETTINGS, crops: { ...SETTINGS.crops, interpolation: 'bilinear' }, augment: { ...SETTINGS.augment, jitter: 1, colorJitter: 'float' } }, 8, { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, 3).cropBatch(input);
+    expect(Buffer.from(other.globals.buffer).equals(Buffer.from(first.globals.buffer))).to.equal(false);
+    expect(Math.max(...other.globals)).to.be.at.most(1);
+  });
+
+  it("colorJitter 'float': brightness then contrast about the brightened mean, one clamp at the end; 'pil' clamps between them", () => {
+    // A white stroke on black: mean grey 255 / 4.
+    const image = { pixels: Uint8Array.from([255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0]), height: 2, width: 2, channels: 3 };
+    const float = adjustBrightnessContrast(image, 1.4, 0.6);
+    // m = 1.4 x 63.75 = 89.25; stroke 89.25 + 0.6 (357 - 89.25) = 249.9 -> 250; black 89.25 x 0.4 = 35.7 -> 36.
+    expect(Array.from(float.pixels)).to.deep.equal([250, 250, 250, 36, 36, 36, 36, 36, 36, 36, 36, 36]);
+    // PIL's order: brightness clips the stroke at 255, contrast about the rounded mean 64: 64 + 0.6 x 191 = 178.6 -> 179.
+    const pil = adjustContrast(adjustBrightness(image, 1.4), 0.6);
+    expect(Array.from(pil.pixels)).to.deep.equal([179, 179, 179, 26, 26, 26, 26, 26, 26, 26, 26, 26]);
   });
 });

@@ -1,5 +1,5 @@
 // DINO's multi-crop views of a batch: 2 global views at the model's size and N local views at a
-// smaller size, each a RandomResizedCrop (bicubic, ratio 3/4-4/3), an optional flip, then the
+// smaller size, each a RandomResizedCrop (bicubic unless crops.interpolation says, ratio 3/4-4/3), an optional flip, then the
 // photometric augmentation (brightness/contrast jitter, blur with a per-view probability,
 // solarisation on the second global view) and normalisation. View v of source image i in epoch
 // e draws only from createRandom(seed, VIEWS, e, i, v), so the views are a pure function of the
@@ -11,7 +11,7 @@
 import { createRandom } from '../../../common/random';
 import type { RawImage } from '../../dataset/resample';
 import { Transform } from '../../dataset/transforms';
-import { adjustBrightness, adjustContrast, gaussianBlur, solarize } from './photometric';
+import { adjustBrightness, adjustBrightnessContrast, adjustContrast, gaussianBlur, solarize } from './photometric';
 import type { DinoSettings } from './settings';
 
 const VIEWS = 0x564957;
@@ -46,7 +46,7 @@ export class MultiCrop {
   ) {
     const crop = (size: number, scale: readonly [number, number]) =>
       new Transform({
-        steps: [{ op: 'randomResizedCrop', size, scale, ratio: [3 / 4, 4 / 3], interpolation: 'bicubic' }, ...(settings.augment.flip ? [{ op: 'horizontalFlip' as const, p: 0.5 }] : [])],
+        steps: [{ op: 'randomResizedCrop', size, scale, ratio: [3 / 4, 4 / 3], interpolation: settings.crops.interpolation ?? 'bicubic' }, ...(settings.augment.flip ? [{ op: 'horizontalFlip' as const, p: 0.5 }] : [])],
         mean: normalization.mean,
         std: normalization.std,
       });
@@ -86,8 +86,9 @@ export class MultiCrop {
     const random = createRandom(this.seed, VIEWS, epoch, index, view);
     let current = (view < 2 ? this.globalCrop : this.localCrop).apply(image, random);
     if (random.next() < augment.jitter) {
-      current = adjustBrightness(current, random.uniform(Math.max(0, 1 - augment.brightness), 1 + augment.brightness));
-      current = adjustContrast(current, random.uniform(Math.max(0, 1 - augment.contrast), 1 + augment.contrast));
+      const brightness = random.uniform(Math.max(0, 1 - augment.brightness), 1 + augment.brightness);
+      const contrast = random.uniform(Math.max(0, 1 - augment.contrast), 1 + augment.contrast);
+      current = augment.colorJitter === 'float' ? adjustBrightnessContrast(current, brightness, contrast) : adjustContrast(adjustBrightness(current, brightness), contrast);
     }
     const blur = augment.blur[Math.min(view, 2)];
     if (blur > 0 && random.next() < blur) current = gaussianBlur(current, random.uniform(augment.blurSigma[0], augment.blurSigma[1]));

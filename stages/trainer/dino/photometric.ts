@@ -28,6 +28,22 @@ export function adjustContrast(image: RawImage, factor: number): RawImage {
   return mapped(image, (v) => mean + factor * (v - mean));
 }
 
+/**
+ * Brightness then contrast without rounding or clamping in between (augment.colorJitter 'float'):
+ * m + c (b v - m), m the exact mean grey of the brightened image, clamped and rounded once.
+ */
+export function adjustBrightnessContrast(image: RawImage, brightness: number, contrast: number): RawImage {
+  const { pixels, channels } = image;
+  const count = image.height * image.width;
+  let total = 0;
+  for (let p = 0; p < count; p++) {
+    const o = p * channels;
+    total += channels >= 3 ? (pixels[o] * 299 + pixels[o + 1] * 587 + pixels[o + 2] * 114) / 1000 : pixels[o];
+  }
+  const mean = (brightness * total) / count;
+  return mapped(image, (v) => mean + contrast * (brightness * v - mean));
+}
+
 export function solarize(image: RawImage, threshold = 128): RawImage {
   return mapped(image, (v) => (v >= threshold ? 255 - v : v));
 }

@@ -8,6 +8,8 @@ export interface DinoCropSettings {
   /** Side of the local views (a multiple of the patch size). */
   readonly localSize: number;
   readonly localScale: readonly [number, number];
+  /** The crops' resampling (absent: bicubic, as DINO's RandomResizedCrop). */
+  readonly interpolation?: 'bilinear' | 'bicubic';
 }
 
 export interface DinoAugmentSettings {
@@ -24,6 +26,13 @@ export interface DinoAugmentSettings {
   readonly blurSigma: readonly [number, number];
   /** Solarisation probability on the second global view. */
   readonly solarize: number;
+  /**
+   * How brightness and contrast compose (absent: 'pil'). 'pil' is DINO's ColorJitter on PIL
+   * images: each adjustment on 8-bit pixels, rounded and clamped, contrast about the rounded mean
+   * grey. 'float': brightness, then contrast about the exact mean of the brightened values, with
+   * one clamp at the end, so a stroke brightened past white keeps its contrast.
+   */
+  readonly colorJitter?: 'pil' | 'float';
 }
 
 export interface DinoSettings {
