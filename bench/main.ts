@@ -19,6 +19,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { BACKEND_CHOICES, BackendChoice, initBackend, isBackendChoice } from '../di/backend';
 import { BenchCase, CASES, caseId } from './cases';
+import { CASE_GROUPS } from './measure';
 import { runPytorch } from './pytorch';
 
 interface BenchOptions {
@@ -74,7 +75,7 @@ function selectCases(only: string | undefined): BenchCase[] {
   const known = CASES.map(caseId);
   for (const item of wanted) {
     if (!known.includes(item) && !CASES.some((c) => c.group === item)) {
-      throw new Error(`--only: unknown case '${item}' (known: ${known.join(', ')}, or a group: train, eval, kernel, dataset, job, knn)`);
+      throw new Error(`--only: unknown case '${item}' (known: ${known.join(', ')}, or a group: ${CASE_GROUPS.join(', ')})`);
     }
   }
   return CASES.filter((c) => wanted.includes(caseId(c)) || wanted.includes(c.group));
@@ -193,11 +194,7 @@ async function runAll(options: BenchOptions): Promise<void> {
     threads: reports[0]?.threads,
     warmup: options.warmup,
     runs: options.runs,
-    train: {},
-    eval: {},
-    dataset: {},
-    job: {},
-    knn: {},
+    ...Object.fromEntries(CASE_GROUPS.map((group) => [group, {}])),
     ...(Object.keys(failures).length > 0 ? { failures } : {}),
   };
   for (const report of reports) {

@@ -37,7 +37,9 @@ export async function timeRuns(run: () => void | Promise<void>, warmup: number, 
   return { seconds, minSeconds: Math.min(...seconds), medianSeconds: median(seconds), cpuSeconds, medianCpuSeconds: median(cpuSeconds) };
 }
 
-export type CaseGroup = 'train' | 'eval' | 'kernel' | 'dataset' | 'job' | 'knn';
+/** The groups of cases, in the order the JSON summary lists them. */
+export const CASE_GROUPS = ['train', 'eval', 'kernel', 'dataset', 'job', 'knn'] as const;
+export type CaseGroup = (typeof CASE_GROUPS)[number];
 
 export interface BenchCase {
   readonly group: CaseGroup;
