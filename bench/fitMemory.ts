@@ -37,7 +37,7 @@ function solve(rows: number[][], y: number[]): number[] {
 
 async function main(): Promise<void> {
   const info = await initBackend('auto', { threads: 1 });
-  const configs = [vit(28, 7, 64, 3, 2, 256), vit(40, 8, 80, 3, 4, 320), vit(56, 8, 48, 4, 2, 192), vit(32, 4, 64, 3, 4, 128), vit(36, 4, 48, 2, 3, 192), vit(48, 8, 96, 2, 3, 384), vit(24, 4, 48, 3, 6, 96), vit(44, 4, 64, 2, 2, 256)];
+  const configs = [vit(28, 7, 64, 3, 2, 256), vit(40, 8, 80, 3, 4, 320), vit(56, 8, 48, 4, 2, 192), vit(32, 4, 64, 3, 4, 128), vit(36, 4, 48, 2, 3, 192), vit(48, 8, 96, 2, 3, 384), vit(24, 4, 48, 3, 6, 96), vit(44, 4, 64, 2, 2, 256), vit(52, 4, 48, 2, 2, 192), vit(60, 4, 32, 2, 2, 128)];
   const methods: MethodSpec[] = [{ method: 'full' }, { method: 'lora', rank: 2 }, { method: 'block', p: 1 }];
   const train = new Map<string, { rows: number[][]; y: number[] }>();
   const evals = new Map<string, { rows: number[][]; y: number[] }>();

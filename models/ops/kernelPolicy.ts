@@ -38,10 +38,15 @@ export function kernelPolicy(): KernelPolicy {
 
 /**
  * The fused attention kernels (models/ops/backendKernels.ts) loop over every pair of tokens per
- * head: 2-3x faster than the depthwise formulation at the digit models' 5-17 tokens, 2x slower at
- * ViT-B/16's 197 (measured on wasm, forward and backward).
+ * head, scoring four keys at a time. Against the depthwise formulation on wasm (one thread, median
+ * of 6, forward / forward and backward): 2.5 / 14 ms against 9 / 35 ms at the digit models' 17
+ * tokens (batch 128, 2 heads of 32), 14-24 / 68-85 against 43-63 / 156-175 at the reference
+ * shape's 65 (batch 32, 3 heads of 64), level at 100 (25 / 114 against 28 / 111), and at ViT-B/16's
+ * 197 (batch 8, 12 heads) 123 / 808 against 310 / 814 ms. Up to 128 tokens they are used for
+ * training too; longer sequences keep the depthwise route, whose memory the estimate was fitted
+ * on for ViT-B/16 (stages/trainer/memoryEstimate.ts).
  */
-export const FUSED_ATTENTION_MAX_TOKENS = 64;
+export const FUSED_ATTENTION_MAX_TOKENS = 128;
 
 /** The attention formulation for sequences of this many tokens: the backend's fused kernels where it has them and they pay. */
 export function attentionKernel(tokens: number): AttentionKernel {
