@@ -334,25 +334,31 @@ static inline float row_sum(const float *x, int n) {
   return s;
 }
 
+// 1 / sqrt(variance + eps) of a row whose mean is given.
+static inline float row_rstd(const float *x, int C, float mean, float eps) {
+  const v128_t m = splat(mean);
+  v128_t acc = splat(0.f);
+  int c = 0;
+  for (; c + 4 <= C; c += 4) {
+    const v128_t d = wasm_f32x4_sub(wasm_v128_load(x + c), m);
+    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(d, d));
+  }
+  float sq = hsum(acc);
+  for (; c < C; c++) sq += (x[c] - mean) * (x[c] - mean);
+  return 1.f / __builtin_sqrtf(sq / (float)C + eps);
+}
+
 void vp_normalize(const float *X, float *XHAT, float *RSTD, int C, int eps_bits, int r0, int r1) {
   const float eps = __builtin_bit_cast(float, eps_bits);
   for (int r = r0; r < r1; r++) {
     const float *x = X + r * C;
     float *y = XHAT + r * C;
     const float mean = row_sum(x, C) / (float)C;
-    const v128_t m = splat(mean);
-    v128_t acc = splat(0.f);
-    int c = 0;
-    for (; c + 4 <= C; c += 4) {
-      const v128_t d = wasm_f32x4_sub(wasm_v128_load(x + c), m);
-      acc = wasm_f32x4_add(acc, wasm_f32x4_mul(d, d));
-    }
-    float sq = hsum(acc);
-    for (; c < C; c++) sq += (x[c] - mean) * (x[c] - mean);
-    const float rstd = 1.f / __builtin_sqrtf(sq / (float)C + eps);
+    const float rstd = row_rstd(x, C, mean, eps);
     RSTD[r] = rstd;
-    const v128_t s = splat(rstd);
-    for (c = 0; c + 4 <= C; c += 4) wasm_v128_store(y + c, wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + c), m), s));
+    const v128_t m = splat(mean), s = splat(rstd);
+    int c = 0;
+    for (; c + 4 <= C; c += 4) wasm_v128_store(y + c, wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + c), m), s));
     for (; c < C; c++) y[c] = (x[c] - mean) * rstd;
   }
 }
@@ -379,19 +385,6 @@ void vp_normalize_grad(const float *XHAT, const float *RSTD, const float *DY, fl
 // The same row statistics as vp_normalize, the same element-wise operations as the composition
 // (xhat, then times w, then plus b, each rounded to float32), so y has the composition's bits. The
 // backward pass reads x and recomputes a row's statistics rather than keeping xhat.
-
-static inline float row_rstd(const float *x, int C, float mean, float eps) {
-  const v128_t m = splat(mean);
-  v128_t acc = splat(0.f);
-  int c = 0;
-  for (; c + 4 <= C; c += 4) {
-    const v128_t d = wasm_f32x4_sub(wasm_v128_load(x + c), m);
-    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(d, d));
-  }
-  float sq = hsum(acc);
-  for (; c < C; c++) sq += (x[c] - mean) * (x[c] - mean);
-  return 1.f / __builtin_sqrtf(sq / (float)C + eps);
-}
 
 void vp_layer_norm(const float *X, const float *W, const float *B, float *Y, int C, int eps_bits, int r0, int r1) {
   const float eps = __builtin_bit_cast(float, eps_bits);

@@ -15,8 +15,8 @@ export function adjustBrightness(image: RawImage, factor: number): RawImage {
   return mapped(image, (v) => v * factor);
 }
 
-/** Blend with the image's mean grey level (ITU-R 601 luma, as PIL's convert('L')). */
-export function adjustContrast(image: RawImage, factor: number): RawImage {
+/** The image's mean grey level (ITU-R 601 luma, as PIL's convert('L'), before its rounding). */
+function meanGrey(image: RawImage): number {
   const { pixels, channels } = image;
   const count = image.height * image.width;
   let total = 0;
@@ -24,7 +24,12 @@ export function adjustContrast(image: RawImage, factor: number): RawImage {
     const o = p * channels;
     total += channels >= 3 ? (pixels[o] * 299 + pixels[o + 1] * 587 + pixels[o + 2] * 114) / 1000 : pixels[o];
   }
-  const mean = Math.round(total / count);
+  return total / count;
+}
+
+/** Blend with the image's mean grey level, rounded as PIL's. */
+export function adjustContrast(image: RawImage, factor: number): RawImage {
+  const mean = Math.round(meanGrey(image));
   return mapped(image, (v) => mean + factor * (v - mean));
 }
 
@@ -33,14 +38,7 @@ export function adjustContrast(image: RawImage, factor: number): RawImage {
  * m + c (b v - m), m the exact mean grey of the brightened image, clamped and rounded once.
  */
 export function adjustBrightnessContrast(image: RawImage, brightness: number, contrast: number): RawImage {
-  const { pixels, channels } = image;
-  const count = image.height * image.width;
-  let total = 0;
-  for (let p = 0; p < count; p++) {
-    const o = p * channels;
-    total += channels >= 3 ? (pixels[o] * 299 + pixels[o + 1] * 587 + pixels[o + 2] * 114) / 1000 : pixels[o];
-  }
-  const mean = (brightness * total) / count;
+  const mean = brightness * meanGrey(image);
   return mapped(image, (v) => mean + contrast * (brightness * v - mean));
 }
 
