@@ -7,8 +7,9 @@
 //
 // The forward pass runs the same ops as the plain formula (normalizeComposed), so values are
 // identical; where the backend has its own kernels for both passes (wasm), they are used instead,
-// with the sums in another order. The learned scale and shift stay outside (LayerNorm applies them
-// with ordinary ops), so their gradients are computed only when they train.
+// with the sums in another order. layerNorm adds the learned scale and shift: in one kernel where
+// the backend has it (wasm), else with ordinary ops after normalize; either way their gradients
+// are computed only when they train.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { columnSums } from './explicitTransposeMatMul';

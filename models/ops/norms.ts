@@ -1,6 +1,8 @@
 // The Euclidean norm along one axis as sqrt(sum(x^2)). tf.norm computes |x|^2 with the Pow kernel,
-// which the wasm backend runs as a scalar loop (about ten times slower than Square); these are the
-// same norms (both correctly rounded squares and square roots), with a plain gradient.
+// which the wasm backend runs as a scalar loop (about ten times slower than Square). The norms agree
+// with tf.norm's to the last bit but for a few (9 of 22,776 in a check on wasm: its Pow is not always
+// correctly rounded), so the k-NN evaluation (stages/evaluator/knn.ts) keeps tf.norm and its numbers;
+// DINO's training uses these.
 
 import * as tf from '@tensorflow/tfjs-core';
 

@@ -1,7 +1,8 @@
 // A [1, ...] tensor repeated along its first axis, as tf.tile does, with a gradient of one column
 // sum. tf.tile's registered gradient slices dy once per repetition and adds the slices one by one:
-// for a class token expanded over a batch, 2 kernels an image (about 900 a DINO step). The sum
-// runs in the same order (rows in turn, from zero), so the gradient is the same.
+// for a class token expanded over a batch, 2 kernels an image (about 900 a DINO step). Where the
+// backend has the column-sum kernel (wasm) the sum runs in the same order (rows in turn, from zero),
+// so the gradient has the same bits.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { columnSums } from './explicitTransposeMatMul';
