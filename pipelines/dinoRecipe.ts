@@ -46,5 +46,6 @@ export function resolveDino(spec: PretrainSpec): DinoSettings {
       solarize: dino.augment?.solarize ?? d.augment.solarize,
       ...(dino.augment?.colorJitter !== undefined ? { colorJitter: dino.augment.colorJitter } : {}),
     },
+    ...(dino.views !== undefined ? { views: dino.views } : {}),
   };
 }

@@ -50,6 +50,8 @@ export const DinoSpec = closed(
         colorJitter: t.keyof({ pil: null, float: null }),
       },
     ),
+    /** 'pil' (absent): 8-bit views as torchvision/PIL; 'float': continuous crops and float arithmetic. */
+    views: t.keyof({ pil: null, float: null }),
   },
 );
 
@@ -112,6 +114,10 @@ function dinoProblems(spec: PretrainSpec): string[] {
   for (const key of ['globalScale', 'localScale'] as const) {
     const range = dino.crops?.[key];
     if (range && !(range[0] > 0 && range[0] <= range[1] && range[1] <= 1)) problems.push(`dino.crops.${key}: expected [low, high] with 0 < low <= high <= 1, got ${JSON.stringify(range)}`);
+  }
+  if (dino.views === 'float') {
+    if (dino.crops?.interpolation !== undefined) problems.push(`dino.crops.interpolation: applies to the 'pil' views only; dino.views 'float' samples its crops bilinearly`);
+    if (dino.augment?.colorJitter !== undefined) problems.push(`dino.augment.colorJitter: applies to the 'pil' views only; dino.views 'float' jitters on floats`);
   }
   const sigma = dino.augment?.blurSigma;
   if (sigma && !(sigma[0] > 0 && sigma[0] <= sigma[1])) problems.push(`dino.augment.blurSigma: expected [low, high] with 0 < low <= high, got ${JSON.stringify(sigma)}`);

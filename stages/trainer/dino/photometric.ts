@@ -15,16 +15,18 @@ export function adjustBrightness(image: RawImage, factor: number): RawImage {
   return mapped(image, (v) => v * factor);
 }
 
-/** The image's mean grey level (ITU-R 601 luma, as PIL's convert('L'), before its rounding). */
-function meanGrey(image: RawImage): number {
-  const { pixels, channels } = image;
-  const count = image.height * image.width;
+/** The mean grey level of `count` pixels (ITU-R 601 luma for 3 or more channels, as PIL's convert('L'), before its rounding). */
+export function lumaMean(values: ArrayLike<number>, count: number, channels: number): number {
   let total = 0;
   for (let p = 0; p < count; p++) {
     const o = p * channels;
-    total += channels >= 3 ? (pixels[o] * 299 + pixels[o + 1] * 587 + pixels[o + 2] * 114) / 1000 : pixels[o];
+    total += channels >= 3 ? (values[o] * 299 + values[o + 1] * 587 + values[o + 2] * 114) / 1000 : values[o];
   }
   return total / count;
+}
+
+function meanGrey(image: RawImage): number {
+  return lumaMean(image.pixels, image.height * image.width, image.channels);
 }
 
 /** Blend with the image's mean grey level, rounded as PIL's. */
@@ -55,29 +57,36 @@ function gaussianKernel(sigma: number): Float64Array {
   return kernel;
 }
 
-export function gaussianBlur(image: RawImage, sigma: number): RawImage {
-  const { height, width, channels, pixels } = image;
+/** A separable Gaussian over channels-last values, edges replicated (unrounded). */
+export function blurChannels(values: ArrayLike<number>, height: number, width: number, channels: number, sigma: number): Float64Array {
   const kernel = gaussianKernel(sigma);
   const radius = (kernel.length - 1) / 2;
-  const horizontal = new Float64Array(pixels.length);
+  const horizontal = new Float64Array(values.length);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       for (let c = 0; c < channels; c++) {
         let sum = 0;
-        for (let k = -radius; k <= radius; k++) sum += kernel[k + radius] * pixels[(y * width + Math.min(width - 1, Math.max(0, x + k))) * channels + c];
+        for (let k = -radius; k <= radius; k++) sum += kernel[k + radius] * values[(y * width + Math.min(width - 1, Math.max(0, x + k))) * channels + c];
         horizontal[(y * width + x) * channels + c] = sum;
       }
     }
   }
-  const out = new Uint8Array(pixels.length);
+  const out = new Float64Array(values.length);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       for (let c = 0; c < channels; c++) {
         let sum = 0;
         for (let k = -radius; k <= radius; k++) sum += kernel[k + radius] * horizontal[(Math.min(height - 1, Math.max(0, y + k)) * width + x) * channels + c];
-        out[(y * width + x) * channels + c] = Math.min(255, Math.max(0, Math.round(sum)));
+        out[(y * width + x) * channels + c] = sum;
       }
     }
   }
+  return out;
+}
+
+export function gaussianBlur(image: RawImage, sigma: number): RawImage {
+  const blurred = blurChannels(image.pixels, image.height, image.width, image.channels, sigma);
+  const out = new Uint8Array(blurred.length);
+  for (let i = 0; i < out.length; i++) out[i] = Math.min(255, Math.max(0, Math.round(blurred[i])));
   return { ...image, pixels: out };
 }

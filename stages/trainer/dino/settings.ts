@@ -74,6 +74,13 @@ export interface DinoSettings {
   readonly scheduleSteps?: number;
   readonly crops: DinoCropSettings;
   readonly augment: DinoAugmentSettings;
+  /**
+   * How the views are computed (absent: 'pil'). 'pil': DINO's torchvision pipeline on 8-bit images
+   * (integer crop boxes resized with antialiasing, each operation rounded to 8 bits). 'float': a
+   * tensor pipeline's (continuous crop boxes sampled bilinearly without antialiasing, every
+   * operation on floats); crops.interpolation and augment.colorJitter do not apply to it.
+   */
+  readonly views?: 'pil' | 'float';
 }
 
 export const DINO_DEFAULTS = {
