@@ -118,6 +118,11 @@ describe('DINO pretraining (objective "dino")', function () {
     expect(problems(dinoSpec({ dino: { koleo: -0.1 } }))[0]).to.match(/^dino\.koleo: /);
     expect(problems(dinoSpec({ dino: { crops: { interpolation: 'nearest' } } }))[0]).to.match(/^dino\.crops\.interpolation: .*bilinear.*bicubic.*"nearest"/);
     expect(problems(dinoSpec({ dino: { augment: { colorJitter: 'torch' } } }))[0]).to.match(/^dino\.augment\.colorJitter: .*pil.*float.*"torch"/);
+    expect(problems(dinoSpec({ dino: { views: 'uint8' } }))[0]).to.match(/^dino\.views: .*pil.*float.*"uint8"/);
+    expect(problems(dinoSpec({ dino: { views: 'float', crops: { interpolation: 'bilinear' }, augment: { colorJitter: 'float' } } }))).to.deep.equal([
+      "dino.crops.interpolation: applies to the 'pil' views only; dino.views 'float' samples its crops bilinearly",
+      "dino.augment.colorJitter: applies to the 'pil' views only; dino.views 'float' jitters on floats",
+    ]);
     expect(problems(dinoSpec({ dino: { scheduleSteps: 3 } }))).to.deep.equal(['dino.scheduleSteps: the schedules\' 3 steps are fewer than train.steps 8; expected at least 8']);
     expect(problems(dinoSpec({ train: { steps: 4, batchSize: 8, lr: 0.001, optimizer: 'sgd' } }))).to.deep.equal([`train.optimizer: the 'dino' objective trains with 'adamw', got 'sgd'`]);
     const supervised = { ...dinoSpec(), objective: undefined, data: { train: 'mnist:train' } };

@@ -10,6 +10,8 @@ import { dinoLoss, koleoLoss, teacherDistribution, teacherEntropies, updatedCent
 import { batchNormalize } from '../../stages/trainer/dino/head';
 import { DinoModels } from '../../stages/trainer/dino/models';
 import { MultiCrop } from '../../stages/trainer/dino/multiCrop';
+import { continuousCropBox, jitterFloat, sampleBox, solarizeFloat } from '../../stages/trainer/dino/floatViews';
+import { createRandom } from '../../common/random';
 import { adjustBrightness, adjustBrightnessContrast, adjustContrast } from '../../stages/trainer/dino/photometric';
 import { cosineSchedule, teacherMomentum, teacherTemperature } from '../../stages/trainer/dino/schedules';
 import { DinoSession, clipEachByNorm, decayed } from '../../stages/trainer/dino/session';
@@ -292,6 +294,54 @@ describe('DINO: loss, schedules, teacher EMA, session', () => {
     const other = new MultiCrop({ ...SETTINGS, crops: { ...SETTINGS.crops, interpolation: 'bilinear' }, augment: { ...SETTINGS.augment, jitter: 1, colorJitter: 'float' } }, 8, { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, 3).cropBatch(input);
     expect(Buffer.from(other.globals.buffer).equals(Buffer.from(first.globals.buffer))).to.equal(false);
     expect(Math.max(...other.globals)).to.be.at.most(1);
+  });
+
+  it("views 'float': the crop is grid_sample's bilinear sampling of a continuous box (zeros outside), the jitter unrounded", () => {
+    const grey = (values: number[], height: number, width: number) => ({ values: Float32Array.from(values), height, width, channels: 1 });
+    // The whole image at its own size: the samples fall on the pixel centres.
+    const image = grey([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], 3, 3);
+    expect(Array.from(sampleBox(image, { centerX: 0, centerY: 0, width: 1, height: 1 }, 3).values)).to.deep.equal(Array.from(image.values));
+    // Rows [a, b] twice; a centred half-width box at 2 px samples x = 0.25 and 0.75: 0.75 a + 0.25 b and 0.25 a + 0.75 b.
+    const pair = grey([0.2, 1, 0.2, 1], 2, 2);
+    const half = sampleBox(pair, { centerX: 0, centerY: 0, width: 0.5, height: 1 }, 2).values;
+    expect(half[0]).to.be.closeTo(0.4, 1e-6);
+    expect(half[1]).to.be.closeTo(0.8, 1e-6);
+    // The whole image at 4 px samples x, y = -0.25 first and x = 1.25 last: a quarter of each side's weight falls outside, on zeros.
+    const wide = sampleBox(pair, { centerX: 0, centerY: 0, width: 1, height: 1 }, 4).values;
+    expect(wide[0]).to.be.closeTo(0.75 * 0.75 * 0.2, 1e-6);
+    expect(wide[3]).to.be.closeTo(0.75 * 0.75 * 1, 1e-6);
+    // Boxes stay inside the image, their sides fractions of at most 1.
+    const random = createRandom(5);
+    for (let i = 0; i < 200; i++) {
+      const box = continuousCropBox([0.2, 1], [3 / 4, 4 / 3], random);
+      expect(box.width).to.be.within(0, 1);
+      expect(Math.abs(box.centerX) + box.width).to.be.at.most(1 + 1e-12);
+      expect(Math.abs(box.centerY) + box.height).to.be.at.most(1 + 1e-12);
+    }
+    // A white quarter, brightened 1.4 then contrast 0.6 about 0.35: 0.35 + 0.6 (1.4 - 0.35) = 0.98 and 0.14, not rounded to 8 bits.
+    const jittered = jitterFloat(grey([1, 0, 0, 0], 2, 2), 1.4, 0.6).values;
+    expect(jittered[0]).to.be.closeTo(0.98, 1e-6);
+    expect(jittered[1]).to.be.closeTo(0.14, 1e-6);
+    expect(Array.from(solarizeFloat(grey([0.25, 0.5, 0.75], 1, 3)).values)).to.deep.equal([0.25, 0.5, 0.25]);
+  });
+
+  it("views 'float': a pure function of (seed, epoch, index), other pixels than the 8-bit views, not rounded to 8 bits", () => {
+    const pixels = Float32Array.from({ length: 2 * 8 * 8 * 3 }, (_, i) => ((i * 37) % 256) / 255);
+    const input = { pixels, shape: [2, 8, 8, 3] as const, indices: [5, 9], epoch: 0 };
+    const normalization = { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+    const float = new MultiCrop({ ...SETTINGS, views: 'float' }, 8, normalization, 3);
+    const first = float.cropBatch(input);
+    expect(first.globals.length).to.equal(2 * 2 * 8 * 8 * 3);
+    expect(first.locals.length).to.equal(2 * 2 * 4 * 4 * 3);
+    expect(Math.max(...first.globals, ...first.locals)).to.be.at.most(1);
+    expect(Math.min(...first.globals, ...first.locals)).to.be.at.least(-1);
+    expect(Buffer.from(float.cropBatch(input).globals.buffer).equals(Buffer.from(first.globals.buffer))).to.equal(true);
+    const pil = new MultiCrop(SETTINGS, 8, normalization, 3).cropBatch(input);
+    expect(Buffer.from(pil.globals.buffer).equals(Buffer.from(first.globals.buffer))).to.equal(false);
+    const level = (v: number) => (v * 0.5 + 0.5) * 255;
+    const offGrid = (values: Float32Array) => values.filter((v) => Math.abs(level(v) - Math.round(level(v))) > 1e-3).length;
+    expect(offGrid(pil.globals)).to.equal(0);
+    expect(offGrid(first.globals)).to.be.greaterThan(first.globals.length / 2);
   });
 
   it("colorJitter 'float': brightness then contrast about the brightened mean, one clamp at the end; 'pil' clamps between them", () => {
