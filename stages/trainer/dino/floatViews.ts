@@ -7,7 +7,7 @@
 // - brightness, then contrast about the brightened image's mean grey, one clamp to [0, 1];
 // - blur and solarisation (v >= 0.5 -> 1 - v) on floats; nothing is rounded to 8 bits.
 // The 'pil' views (multiCrop.ts) round to 8 bits after each operation, as DINO's torchvision/PIL
-// pipeline does; on 28-pixel digits that costs the k-NN about a point (README, DINO section).
+// pipeline does. On 28-pixel digits both kinds of views pretrain alike (README, DINO section).
 
 import type { Random } from '../../../common/random';
 import { blurChannels, lumaMean } from './photometric';

@@ -9,7 +9,7 @@
 // The input batch holds the images after the base transform with mean 0 and std 1, i.e. k/255
 // exactly, which turns back into the uint8 pixels losslessly.
 
-import { createRandom } from '../../../common/random';
+import { Random, createRandom } from '../../../common/random';
 import type { RawImage } from '../../dataset/resample';
 import { Transform } from '../../dataset/transforms';
 import { FloatImage, blurFloat, continuousCropBox, jitterFloat, sampleBox, solarizeFloat } from './floatViews';
@@ -98,33 +98,36 @@ export class MultiCrop {
   private augment(image: RawImage, view: number, index: number, epoch: number): RawImage {
     const { augment } = this.settings;
     const random = createRandom(this.seed, VIEWS, epoch, index, view);
-    let current = (view < 2 ? this.globalCrop : this.localCrop).apply(image, random);
-    if (random.next() < augment.jitter) {
-      const brightness = random.uniform(Math.max(0, 1 - augment.brightness), 1 + augment.brightness);
-      const contrast = random.uniform(Math.max(0, 1 - augment.contrast), 1 + augment.contrast);
-      current = augment.colorJitter === 'float' ? adjustBrightnessContrast(current, brightness, contrast) : adjustContrast(adjustBrightness(current, brightness), contrast);
-    }
-    const blur = augment.blur[Math.min(view, 2)];
-    if (blur > 0 && random.next() < blur) current = gaussianBlur(current, random.uniform(augment.blurSigma[0], augment.blurSigma[1]));
-    if (view === 1 && augment.solarize > 0 && random.next() < augment.solarize) current = solarize(current);
-    return current;
+    const cropped = (view < 2 ? this.globalCrop : this.localCrop).apply(image, random);
+    return this.photometric(cropped, view, random, {
+      jitter: (current, brightness, contrast) => (augment.colorJitter === 'float' ? adjustBrightnessContrast(current, brightness, contrast) : adjustContrast(adjustBrightness(current, brightness), contrast)),
+      blur: gaussianBlur,
+      solarize,
+    });
   }
 
-  /** The 'float' views: the draws of augment() in the same order, the crop's four from a continuous box. */
+  /** The 'float' views: the crop's four draws from a continuous box, then the draws of augment() in the same order. */
   private augmentFloat(image: FloatImage, view: number, index: number, epoch: number): FloatImage {
     const { augment, crops } = this.settings;
     const random = createRandom(this.seed, VIEWS, epoch, index, view);
     const global = view < 2;
-    let current = sampleBox(image, continuousCropBox(global ? crops.globalScale : crops.localScale, RATIO, random), global ? this.globalSize : crops.localSize);
-    if (augment.flip && random.next() < 0.5) current = flipped(current);
+    let cropped = sampleBox(image, continuousCropBox(global ? crops.globalScale : crops.localScale, RATIO, random), global ? this.globalSize : crops.localSize);
+    if (augment.flip && random.next() < 0.5) cropped = flipped(cropped);
+    return this.photometric(cropped, view, random, { jitter: jitterFloat, blur: blurFloat, solarize: solarizeFloat });
+  }
+
+  /** Jitter, blur and solarisation with the view's probabilities, drawn in one order for either kind of image. */
+  private photometric<I>(image: I, view: number, random: Random, ops: { jitter(image: I, brightness: number, contrast: number): I; blur(image: I, sigma: number): I; solarize(image: I): I }): I {
+    const { augment } = this.settings;
+    let current = image;
     if (random.next() < augment.jitter) {
       const brightness = random.uniform(Math.max(0, 1 - augment.brightness), 1 + augment.brightness);
       const contrast = random.uniform(Math.max(0, 1 - augment.contrast), 1 + augment.contrast);
-      current = jitterFloat(current, brightness, contrast);
+      current = ops.jitter(current, brightness, contrast);
     }
     const blur = augment.blur[Math.min(view, 2)];
-    if (blur > 0 && random.next() < blur) current = blurFloat(current, random.uniform(augment.blurSigma[0], augment.blurSigma[1]));
-    if (view === 1 && augment.solarize > 0 && random.next() < augment.solarize) current = solarizeFloat(current);
+    if (blur > 0 && random.next() < blur) current = ops.blur(current, random.uniform(augment.blurSigma[0], augment.blurSigma[1]));
+    if (view === 1 && augment.solarize > 0 && random.next() < augment.solarize) current = ops.solarize(current);
     return current;
   }
 
