@@ -71,25 +71,22 @@ export class MultiCrop {
     const imageSize = height * width * 3;
     const float = this.settings.views === 'float';
     for (let b = 0; b < batch; b++) {
+      const { indices, epoch } = input;
+      let write: (view: number, out: Float32Array, offset: number) => void;
       if (float) {
         const image: FloatImage = { values: input.pixels.subarray(b * imageSize, (b + 1) * imageSize), height, width, channels: 3 };
-        for (let view = 0; view < this.views; view++) {
-          const local = view >= 2;
-          const size = local ? localSize : globalSize;
-          const row = (local ? view - 2 : view) * batch + b;
-          this.writeNormalized(this.augmentFloat(image, view, input.indices[b], input.epoch), local ? locals : globals, row * size * size * 3);
-        }
-        continue;
+        write = (view, out, offset) => this.writeNormalized(this.augmentFloat(image, view, indices[b], epoch), out, offset);
+      } else {
+        const pixels = new Uint8Array(imageSize);
+        for (let i = 0, o = b * imageSize; i < imageSize; i++) pixels[i] = Math.round(input.pixels[o + i] * 255);
+        const image: RawImage = { pixels, height, width, channels: 3 };
+        write = (view, out, offset) => this.globalCrop.writeNormalized(this.augment(image, view, indices[b], epoch), out, offset);
       }
-      const pixels = new Uint8Array(imageSize);
-      for (let i = 0, o = b * imageSize; i < imageSize; i++) pixels[i] = Math.round(input.pixels[o + i] * 255);
-      const image: RawImage = { pixels, height, width, channels: 3 };
       for (let view = 0; view < this.views; view++) {
         const local = view >= 2;
         const size = local ? localSize : globalSize;
-        const out = local ? locals : globals;
         const row = (local ? view - 2 : view) * batch + b;
-        this.globalCrop.writeNormalized(this.augment(image, view, input.indices[b], input.epoch), out, row * size * size * 3);
+        write(view, local ? locals : globals, row * size * size * 3);
       }
     }
     return { globals, locals, batch, globalSize, localSize };
