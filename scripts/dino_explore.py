@@ -43,6 +43,7 @@ p.add_argument('--tvphoto', action='store_true', help="--tvaug's brightness/cont
 p.add_argument('--aapos', action='store_true', help="local views' position embeddings resampled as vitpeft and timm do (bicubic, antialias=True), not plain bicubic")
 p.add_argument('--views', default='', help="train on views dumped from vitpeft (float32 NHWC per step: 2B global views at 28 px, then the local views, normalised) instead of making them")
 p.add_argument('--init', default='', help="start from vitpeft's initial student (JSON of studentParameters() by name, vitpeft layouts; needs --tfinit for the 3-channel patch embedding)")
+p.add_argument('--pedefault', action='store_true', help="after --init/--tfinit: the patch embedding re-initialised as DINO and timm leave it, PyTorch's Conv2d default (kaiming uniform a=sqrt(5): +-1/sqrt(fan-in), bias too)")
 p.add_argument('--initpart', default='all', choices=['all', 'backbone', 'head'], help="with --init: load only vitpeft's backbone or only its head (the rest keeps this script's --tfinit initialisation)")
 p.add_argument('--printloss', type=int, default=0, help='print the loss of each of the first N steps')
 p.add_argument('--pdist', action='store_true', help="KoLeo's distance as DINOv2 and vitpeft compute it (||x - x_nn + 1e-8||, exact for near neighbours), not torch.cdist's")
@@ -134,6 +135,8 @@ if a.init:
     for at in (1, 4): sd[f'h.mlp.{at}.weight'] = T(f'head.mlp.{at}.weight'); sd[f'h.mlp.{at}.bias'] = T(f'head.mlp.{at}.bias')
     if a.initpart != 'all': sd = {k: v for k, v in sd.items() if k.startswith('b.' if a.initpart == 'backbone' else 'h.')}
     missing = student.load_state_dict(sd, strict=False); print('init from', a.init, a.initpart, len(sd), 'tensors', flush=True)
+if a.pedefault:
+    student.b.pe.reset_parameters(); print('patch embedding at PyTorch Conv2d default init (uniform +-1/sqrt(fan-in), weight and bias)', flush=True)
 teacher = Net(); teacher.load_state_dict(student.state_dict())
 for q in teacher.parameters(): q.requires_grad = False
 
