@@ -81,12 +81,7 @@ describe('DINO: loss, schedules, teacher EMA, session', () => {
     const c = tf.randomNormal([1, classes], 0, 0.02, 'float32', 13);
     const [student, teacher, center] = [s.arraySync(), t.arraySync(), (c.arraySync() as number[][])[0]];
     const q = teacher.map((row) => softmax(row.map((v, k) => v - center[k]), tauT));
-    const logP = student.map((row) => {
-      const scaled = row.map((v) => v / tauS);
-      const max = Math.max(...scaled);
-      const logTotal = Math.log(scaled.reduce((sum, v) => sum + Math.exp(v - max), 0)) + max;
-      return scaled.map((v) => v - logTotal);
-    });
+    const logP = student.map((row) => softmax(row, tauS).map(Math.log));
     let expected = 0;
     for (const g of [0, 1]) {
       for (let v = 0; v < views; v++) {
