@@ -26,6 +26,26 @@ function softmax(row: readonly number[], temperature: number): number[] {
   return exps.map((v) => v / total);
 }
 
+/**
+ * DINO's loss in float64, pair by pair: for teacher global view t and student view v != t, the
+ * batch mean of -softmax((teacher - centre) / tauT) . log softmax(student / tauS), averaged over the pairs.
+ */
+function handLoss(student: number[][], teacher: number[][], center: number[], views: number, tauS: number, tauT: number): { loss: number; pairs: number } {
+  const batch = teacher.length / 2;
+  const q = teacher.map((row) => softmax(row.map((v, k) => v - center[k]), tauT));
+  const logP = student.map((row) => softmax(row, tauS).map(Math.log));
+  let total = 0;
+  let pairs = 0;
+  for (const t of [0, 1]) {
+    for (let v = 0; v < views; v++) {
+      if (v === t) continue;
+      pairs++;
+      for (let b = 0; b < batch; b++) total -= q[t * batch + b].reduce((sum, qk, k) => sum + qk * logP[v * batch + b][k], 0) / batch;
+    }
+  }
+  return { loss: total / pairs, pairs };
+}
+
 const SETTINGS: DinoSettings = {
   ...DINO_DEFAULTS,
   outDim: 16,
@@ -50,22 +70,7 @@ describe('DINO: loss, schedules, teacher EMA, session', () => {
     const student = [[0.5, 0.1, -0.3], [0, 0, 1], [1, 2, 0], [0.3, 0.3, 0.3], [-1, 0.5, 0.2], [0.9, -0.4, 0]];
     const center = [0.1, -0.1, 0.05];
     const [tauS, tauT] = [0.1, 0.05];
-    let expected = 0;
-    let pairs = 0;
-    for (const t of [0, 1]) {
-      for (const s of [0, 1, 2]) {
-        if (s === t) continue;
-        pairs++;
-        let mean = 0;
-        for (let b = 0; b < 2; b++) {
-          const q = softmax(teacher[t * 2 + b].map((v, k) => v - center[k]), tauT);
-          const p = softmax(student[s * 2 + b], tauS);
-          mean += -q.reduce((sum, qk, k) => sum + qk * Math.log(p[k]), 0) / 2;
-        }
-        expected += mean;
-      }
-    }
-    expected /= pairs;
+    const { loss: expected, pairs } = handLoss(student, teacher, center, 3, tauS, tauT);
     const [s, t, c] = [tf.tensor2d(student), tf.tensor2d(teacher), tf.tensor2d([center])];
     const loss = dinoLoss(s, t, c, { views: 3, studentTemperature: tauS, teacherTemperature: tauT });
     expect(pairs).to.equal(4);
@@ -79,17 +84,7 @@ describe('DINO: loss, schedules, teacher EMA, session', () => {
     const s = tf.randomNormal([views * batch, classes], 0, 0.05, 'float32', 11) as tf.Tensor2D;
     const t = tf.randomNormal([2 * batch, classes], 0, 0.05, 'float32', 12) as tf.Tensor2D;
     const c = tf.randomNormal([1, classes], 0, 0.02, 'float32', 13);
-    const [student, teacher, center] = [s.arraySync(), t.arraySync(), (c.arraySync() as number[][])[0]];
-    const q = teacher.map((row) => softmax(row.map((v, k) => v - center[k]), tauT));
-    const logP = student.map((row) => softmax(row, tauS).map(Math.log));
-    let expected = 0;
-    for (const g of [0, 1]) {
-      for (let v = 0; v < views; v++) {
-        if (v === g) continue;
-        for (let b = 0; b < batch; b++) expected -= q[g * batch + b].reduce((sum, qk, k) => sum + qk * logP[v * batch + b][k], 0);
-      }
-    }
-    expected /= 2 * (views - 1) * batch;
+    const { loss: expected } = handLoss(s.arraySync(), t.arraySync(), (c.arraySync() as number[][])[0], views, tauS, tauT);
     const loss = dinoLoss(s, t, c, { views, studentTemperature: tauS, teacherTemperature: tauT });
     expect(Math.abs(loss.dataSync()[0] - expected) / expected).to.be.below(2e-6);
     tf.dispose([s, t, c, loss]);
