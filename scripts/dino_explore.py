@@ -134,7 +134,7 @@ if a.init:
     for at in (0, 3, 6): sd[f'h.mlp.{at}.weight'] = T(f'head.mlp.{at}.weight').t().contiguous(); sd[f'h.mlp.{at}.bias'] = T(f'head.mlp.{at}.bias')
     for at in (1, 4): sd[f'h.mlp.{at}.weight'] = T(f'head.mlp.{at}.weight'); sd[f'h.mlp.{at}.bias'] = T(f'head.mlp.{at}.bias')
     if a.initpart != 'all': sd = {k: v for k, v in sd.items() if k.startswith('b.' if a.initpart == 'backbone' else 'h.')}
-    missing = student.load_state_dict(sd, strict=False); print('init from', a.init, a.initpart, len(sd), 'tensors', flush=True)
+    student.load_state_dict(sd, strict=False); print('init from', a.init, a.initpart, len(sd), 'tensors', flush=True)
 if a.pedefault:
     student.b.pe.reset_parameters(); print('patch embedding at PyTorch Conv2d default init (uniform +-1/sqrt(fan-in), weight and bias)', flush=True)
 teacher = Net(); teacher.load_state_dict(student.state_dict())

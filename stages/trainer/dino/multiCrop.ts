@@ -70,8 +70,8 @@ export class MultiCrop {
     const locals = new Float32Array(localCrops * batch * localSize * localSize * 3);
     const imageSize = height * width * 3;
     const float = this.settings.views === 'float';
+    const { indices, epoch } = input;
     for (let b = 0; b < batch; b++) {
-      const { indices, epoch } = input;
       let write: (view: number, out: Float32Array, offset: number) => void;
       if (float) {
         const image: FloatImage = { values: input.pixels.subarray(b * imageSize, (b + 1) * imageSize), height, width, channels: 3 };
