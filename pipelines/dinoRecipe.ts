@@ -47,5 +47,7 @@ export function resolveDino(spec: PretrainSpec): DinoSettings {
       ...(dino.augment?.colorJitter !== undefined ? { colorJitter: dino.augment.colorJitter } : {}),
     },
     ...(dino.views !== undefined ? { views: dino.views } : {}),
+    init: dino.init ?? 'dino',
+    positionResample: dino.positionResample ?? 'dino',
   };
 }

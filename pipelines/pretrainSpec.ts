@@ -52,6 +52,10 @@ export const DinoSpec = closed(
     ),
     /** 'pil' (absent): 8-bit views as torchvision/PIL; 'float': continuous crops and float arithmetic. */
     views: t.keyof({ pil: null, float: null }),
+    /** 'dino' (absent): DINO's initialisation; 'vitpeft': the supervised pretraining's (models/vit/module.ts InitScheme). */
+    init: t.keyof({ dino: null, vitpeft: null }),
+    /** 'dino' (absent): the local views' position embeddings resampled bicubic without antialiasing, as DINO; 'timm': antialiased. */
+    positionResample: t.keyof({ dino: null, timm: null }),
   },
 );
 

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { batchedAttention, classTokenAttention, depthwiseAttention, fusedAttention } from '../ops/attentionCore';
 import { attentionKernel } from '../ops/kernelPolicy';
 import { Linear, Projection } from './linear';
-import { ForwardContext, Module, NamedParameter, SeedSource, UNSEEDED, prefixed } from './module';
+import { ForwardContext, InitScheme, Module, NamedParameter, SeedSource, UNSEEDED, prefixed } from './module';
 
 export class Attention implements Module {
   constructor(
@@ -22,8 +22,8 @@ export class Attention implements Module {
     if (qkv.inFeatures % heads !== 0) throw new Error(`Attention: width ${qkv.inFeatures} is not divisible by ${heads} heads`);
   }
 
-  static init(width: number, heads: number, seeds: SeedSource = UNSEEDED): Attention {
-    return new Attention(Linear.init(width, 3 * width, { seed: seeds() }), Linear.init(width, width, { seed: seeds() }), heads);
+  static init(width: number, heads: number, seeds: SeedSource = UNSEEDED, scheme: InitScheme = 'vitpeft'): Attention {
+    return new Attention(Linear.init(width, 3 * width, { seed: seeds(), scheme }), Linear.init(width, width, { seed: seeds(), scheme }), heads);
   }
 
   get width(): number {

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Attention } from './attention';
 import { LayerNorm } from './layerNorm';
 import { Mlp } from './mlp';
-import { ForwardContext, Module, NamedParameter, SeedSource, UNSEEDED, prefixed } from './module';
+import { ForwardContext, InitScheme, Module, NamedParameter, SeedSource, UNSEEDED, prefixed } from './module';
 
 export class Block implements Module {
   constructor(
@@ -16,8 +16,8 @@ export class Block implements Module {
     readonly added = false,
   ) {}
 
-  static init(width: number, heads: number, mlpHidden: number, eps: number, seeds: SeedSource = UNSEEDED): Block {
-    return new Block(LayerNorm.init(width, eps), Attention.init(width, heads, seeds), LayerNorm.init(width, eps), Mlp.init(width, mlpHidden, seeds));
+  static init(width: number, heads: number, mlpHidden: number, eps: number, seeds: SeedSource = UNSEEDED, scheme: InitScheme = 'vitpeft'): Block {
+    return new Block(LayerNorm.init(width, eps), Attention.init(width, heads, seeds, scheme), LayerNorm.init(width, eps), Mlp.init(width, mlpHidden, seeds, scheme));
   }
 
   forward(x: tf.Tensor2D, batch: number, tokens: number, context: ForwardContext): tf.Tensor2D {

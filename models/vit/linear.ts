@@ -3,7 +3,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { affine } from '../ops/affine';
-import { ForwardContext, Module, NamedParameter, parameter } from './module';
+import { ForwardContext, InitScheme, Module, NamedParameter, normalWeights, parameter } from './module';
 
 /** What attention and MLP call: a dense map of 2-D token rows, possibly wrapped by an adapter. */
 export interface Projection extends Module {
@@ -24,11 +24,11 @@ export class Linear implements Projection {
     }
   }
 
-  /** timm's default init: truncated normal (std 0.02) weights, zero bias. */
-  static init(inFeatures: number, outFeatures: number, options: { bias?: boolean; std?: number; seed?: number } = {}): Linear {
+  /** timm's default init: normal (std 0.02) weights drawn as `scheme` says (absent: 'vitpeft'), zero bias. */
+  static init(inFeatures: number, outFeatures: number, options: { bias?: boolean; std?: number; seed?: number; scheme?: InitScheme } = {}): Linear {
     const std = options.std ?? 0.02;
     const initial: tf.Tensor2D =
-      std === 0 ? tf.zeros([inFeatures, outFeatures]) : tf.truncatedNormal([inFeatures, outFeatures], 0, std, 'float32', options.seed);
+      std === 0 ? tf.zeros([inFeatures, outFeatures]) : normalWeights<tf.Rank.R2>([inFeatures, outFeatures], std, options.scheme ?? 'vitpeft', options.seed);
     const weight = parameter(initial, true);
     const bias = options.bias === false ? null : parameter(tf.zeros([outFeatures]) as tf.Tensor1D, true);
     return new Linear(weight, bias);

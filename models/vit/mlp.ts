@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { gelu } from '../ops/gelu';
 import { Linear, Projection } from './linear';
-import { ForwardContext, Module, NamedParameter, SeedSource, UNSEEDED, prefixed } from './module';
+import { ForwardContext, InitScheme, Module, NamedParameter, SeedSource, UNSEEDED, prefixed } from './module';
 
 export class Mlp implements Module {
   constructor(
@@ -13,8 +13,8 @@ export class Mlp implements Module {
     if (fc1.outFeatures !== fc2.inFeatures) throw new Error(`Mlp: fc1 gives ${fc1.outFeatures} features but fc2 takes ${fc2.inFeatures}`);
   }
 
-  static init(width: number, hidden: number, seeds: SeedSource = UNSEEDED): Mlp {
-    return new Mlp(Linear.init(width, hidden, { seed: seeds() }), Linear.init(hidden, width, { seed: seeds() }));
+  static init(width: number, hidden: number, seeds: SeedSource = UNSEEDED, scheme: InitScheme = 'vitpeft'): Mlp {
+    return new Mlp(Linear.init(width, hidden, { seed: seeds(), scheme }), Linear.init(hidden, width, { seed: seeds(), scheme }));
   }
 
   forward(x: tf.Tensor2D, context: ForwardContext): tf.Tensor2D {

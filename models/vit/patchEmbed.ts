@@ -5,7 +5,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { affine } from '../ops/affine';
-import { Module, NamedParameter, parameter } from './module';
+import { InitScheme, Module, NamedParameter, SeedSource, UNSEEDED, normalWeights, parameter, pytorchDefaultUniform } from './module';
 
 export class PatchEmbed implements Module {
   constructor(
@@ -21,10 +21,18 @@ export class PatchEmbed implements Module {
     }
   }
 
-  static init(patchSize: number, inChannels: number, width: number, seed?: number): PatchEmbed {
+  /**
+   * 'vitpeft': a linear layer's init (normal 0.02 truncated at 2 sigma, zero bias; one seed).
+   * 'dino': PyTorch's Conv2d default, as DINO and timm leave the patch embedding: weight and bias
+   * uniform in +-1/sqrt(fan-in), fan-in = patch * patch * channels (two seeds).
+   */
+  static init(patchSize: number, inChannels: number, width: number, seeds: SeedSource = UNSEEDED, scheme: InitScheme = 'vitpeft'): PatchEmbed {
     const fanIn = patchSize * patchSize * inChannels;
-    const weight = parameter(tf.truncatedNormal([fanIn, width], 0, 0.02, 'float32', seed) as tf.Tensor2D, true);
-    return new PatchEmbed(weight, parameter(tf.zeros([width]) as tf.Tensor1D, true), patchSize, inChannels);
+    const [weight, bias] =
+      scheme === 'dino'
+        ? [pytorchDefaultUniform<tf.Rank.R2>([fanIn, width], fanIn, seeds()), pytorchDefaultUniform<tf.Rank.R1>([width], fanIn, seeds())]
+        : [normalWeights<tf.Rank.R2>([fanIn, width], 0.02, scheme, seeds()), tf.zeros([width]) as tf.Tensor1D];
+    return new PatchEmbed(parameter(weight, true), parameter(bias, true), patchSize, inChannels);
   }
 
   get width(): number {

@@ -14,6 +14,8 @@ export interface ResampleOptions {
 }
 
 export const TIMM_RESAMPLE: ResampleOptions = { mode: 'bicubic', antialias: true };
+/** DINO's interpolate_pos_encoding (vision_transformer.py): F.interpolate bicubic, no antialiasing. */
+export const DINO_RESAMPLE: ResampleOptions = { mode: 'bicubic', antialias: false };
 
 const CUBIC_A = -0.75;
 const CUBIC_A_ANTIALIAS = -0.5;

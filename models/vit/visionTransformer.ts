@@ -10,7 +10,7 @@ import { Block, classTokenRows } from './block';
 import { VitConfig, gridSize, validateConfig } from './config';
 import { LayerNorm } from './layerNorm';
 import { Linear } from './linear';
-import { DEFAULT_CONTEXT, ForwardContext, Module, NamedParameter, parameter, prefixed, seedSource } from './module';
+import { DEFAULT_CONTEXT, ForwardContext, InitScheme, Module, NamedParameter, normalWeights, parameter, prefixed, seedSource } from './module';
 import { PatchEmbed } from './patchEmbed';
 import { ResampleOptions, TIMM_RESAMPLE, gridResampleMatrix } from './posEmbed';
 
@@ -60,22 +60,24 @@ export class VisionTransformer implements Module {
   }
 
   /**
-   * A randomly initialised model (timm's init: truncated normal 0.02; class token 1e-6 normal).
+   * A randomly initialised model, its weights drawn as `options.init` says (models/vit/module.ts
+   * InitScheme; absent: 'vitpeft', normal 0.02 truncated at 2 sigma, class token N(0, 1e-6)).
    * With `seed`, every random draw is seeded (seed, seed + 1, ... in a fixed order): same seed, same weights.
    */
-  static init(config: VitConfig, options: VitOptions & { seed?: number } = {}): VisionTransformer {
+  static init(config: VitConfig, options: VitOptions & { seed?: number; init?: InitScheme } = {}): VisionTransformer {
     validateConfig(config);
     const grid = gridSize(config);
     const seeds = seedSource(options.seed);
+    const scheme = options.init ?? 'vitpeft';
     return new VisionTransformer(
       config,
       {
-        patchEmbed: PatchEmbed.init(config.patchSize, config.inChannels, config.width, seeds()),
-        clsToken: parameter(tf.randomNormal([1, 1, config.width], 0, 1e-6, 'float32', seeds()) as tf.Tensor3D, true),
-        posEmbed: parameter(tf.truncatedNormal([1, 1 + grid * grid, config.width], 0, 0.02, 'float32', seeds()) as tf.Tensor3D, true),
-        blocks: Array.from({ length: config.depth }, () => Block.init(config.width, config.heads, config.mlpHidden, config.layerNormEps, seeds)),
+        patchEmbed: PatchEmbed.init(config.patchSize, config.inChannels, config.width, seeds, scheme),
+        clsToken: parameter(normalWeights<tf.Rank.R3>([1, 1, config.width], scheme === 'dino' ? 0.02 : 1e-6, 'dino', seeds()), true),
+        posEmbed: parameter(normalWeights<tf.Rank.R3>([1, 1 + grid * grid, config.width], 0.02, scheme, seeds()), true),
+        blocks: Array.from({ length: config.depth }, () => Block.init(config.width, config.heads, config.mlpHidden, config.layerNormEps, seeds, scheme)),
         norm: LayerNorm.init(config.width, config.layerNormEps),
-        head: config.numClasses > 0 ? Linear.init(config.width, config.numClasses, { seed: seeds() }) : null,
+        head: config.numClasses > 0 ? Linear.init(config.width, config.numClasses, { seed: seeds(), scheme }) : null,
       },
       options,
     );

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { gelu } from '../../../models/ops/gelu';
 import { Linear } from '../../../models/vit/linear';
-import { Module, NamedParameter, SeedSource, parameter, prefixed } from '../../../models/vit/module';
+import { InitScheme, Module, NamedParameter, SeedSource, normalWeights, parameter, prefixed, pytorchDefaultUniform } from '../../../models/vit/module';
 import { euclideanNorm, unitLength } from '../../../models/ops/norms';
 
 export interface DinoHeadShape {
@@ -46,14 +46,22 @@ export class DinoHead implements Module {
     readonly norms: readonly [BatchNormParameters, BatchNormParameters] | null,
   ) {}
 
-  /** trunc_normal(0.02) weights and zero biases as DINOHead._init_weights; the gain starts at 1. */
-  static init(shape: DinoHeadShape, seeds: SeedSource): DinoHead {
+  /**
+   * Weights of std 0.02 and zero biases as DINOHead._init_weights (drawn as `scheme` draws its
+   * normal weights); the last layer's direction the same normal ('vitpeft') or, as DINOHead makes it
+   * after _init_weights, PyTorch's Linear default ('dino'); the gain starts at 1.
+   */
+  static init(shape: DinoHeadShape, seeds: SeedSource, scheme: InitScheme = 'vitpeft'): DinoHead {
     const layers: [Linear, Linear, Linear] = [
-      Linear.init(shape.inDim, shape.hiddenDim, { seed: seeds() }),
-      Linear.init(shape.hiddenDim, shape.hiddenDim, { seed: seeds() }),
-      Linear.init(shape.hiddenDim, shape.bottleneckDim, { seed: seeds() }),
+      Linear.init(shape.inDim, shape.hiddenDim, { seed: seeds(), scheme }),
+      Linear.init(shape.hiddenDim, shape.hiddenDim, { seed: seeds(), scheme }),
+      Linear.init(shape.hiddenDim, shape.bottleneckDim, { seed: seeds(), scheme }),
     ];
-    const lastV = parameter(tf.truncatedNormal([shape.bottleneckDim, shape.outDim], 0, 0.02, 'float32', seeds()) as tf.Tensor2D, true);
+    const lastShape: [number, number] = [shape.bottleneckDim, shape.outDim];
+    const lastV = parameter(
+      scheme === 'dino' ? pytorchDefaultUniform<tf.Rank.R2>(lastShape, shape.bottleneckDim, seeds()) : normalWeights<tf.Rank.R2>(lastShape, 0.02, scheme, seeds()),
+      true,
+    );
     const lastG = shape.normLastLayer ? null : parameter(tf.ones([shape.outDim]) as tf.Tensor1D, true);
     const norm = (): BatchNormParameters => ({ gamma: parameter(tf.ones([shape.hiddenDim]) as tf.Tensor1D, true), beta: parameter(tf.zeros([shape.hiddenDim]) as tf.Tensor1D, true) });
     return new DinoHead(layers, lastV, lastG, shape.batchNorm ? [norm(), norm()] : null);

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { VitConfig } from '../../../models/vit/config';
 import { NamedParameter, prefixed, seedSource } from '../../../models/vit/module';
+import { DINO_RESAMPLE, TIMM_RESAMPLE } from '../../../models/vit/posEmbed';
 import { VisionTransformer } from '../../../models/vit/visionTransformer';
 import { DinoHead } from './head';
 import type { DinoSettings } from './settings';
@@ -17,11 +18,21 @@ export class DinoModels {
     readonly teacherHead: DinoHead,
   ) {}
 
-  /** A seeded backbone without a classification head, its DINO head, and the teacher's copies. */
-  static init(config: Omit<VitConfig, 'numClasses'>, settings: Pick<DinoSettings, 'outDim' | 'hiddenDim' | 'bottleneckDim' | 'normLastLayer' | 'batchNorm'>, seed: number): DinoModels {
-    const student = VisionTransformer.init({ ...config, numClasses: 0 }, { seed });
+  /**
+   * A seeded backbone without a classification head, its DINO head, and the teacher's copies,
+   * initialised as settings.init says and resampling position embeddings for the local views as
+   * settings.positionResample says (both absent: DINO's).
+   */
+  static init(
+    config: Omit<VitConfig, 'numClasses'>,
+    settings: Pick<DinoSettings, 'outDim' | 'hiddenDim' | 'bottleneckDim' | 'normLastLayer' | 'batchNorm' | 'init' | 'positionResample'>,
+    seed: number,
+  ): DinoModels {
+    const init = settings.init ?? 'dino';
+    const posEmbedResample = (settings.positionResample ?? 'dino') === 'dino' ? DINO_RESAMPLE : TIMM_RESAMPLE;
+    const student = VisionTransformer.init({ ...config, numClasses: 0 }, { seed, init, posEmbedResample });
     // The head's seeds follow the backbone's range (a ViT draws fewer than 1000 seeds).
-    const head = DinoHead.init({ inDim: config.width, ...settings }, seedSource(seed + 1000));
+    const head = DinoHead.init({ inDim: config.width, ...settings }, seedSource(seed + 1000), init);
     return new DinoModels(student, head, student.clone(), head.clone());
   }
 

@@ -1,6 +1,8 @@
 // The DINO recipe as the trainer uses it: every setting resolved (the pipeline's spec fills the
 // defaults, which are the paper's where it gives one: facebookresearch/dino main_dino.py).
 
+import type { InitScheme } from '../../../models/vit/module';
+
 export interface DinoCropSettings {
   /** RandomResizedCrop area range of the two global views (at the model's size). */
   readonly globalScale: readonly [number, number];
@@ -81,6 +83,16 @@ export interface DinoSettings {
    * operation on floats); crops.interpolation and augment.colorJitter do not apply to it.
    */
   readonly views?: 'pil' | 'float';
+  /**
+   * How the student (and so the teacher) is initialised (absent: 'dino', DINO's
+   * vision_transformer.py; 'vitpeft': the supervised pretraining's init; models/vit/module.ts InitScheme).
+   */
+  readonly init?: InitScheme;
+  /**
+   * How the local views' position embeddings are resampled from the model's grid (absent: 'dino',
+   * DINO's interpolate_pos_encoding, bicubic without antialiasing; 'timm': timm's antialiased bicubic).
+   */
+  readonly positionResample?: 'dino' | 'timm';
 }
 
 export const DINO_DEFAULTS = {
