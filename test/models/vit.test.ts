@@ -91,6 +91,50 @@ describe('VisionTransformer', () => {
     reloaded.dispose();
   });
 
+  it("draws its weights as the init scheme says: 'vitpeft' truncated at 2 sigma, 'dino' as DINO's vision_transformer.py", () => {
+    // Large enough for standard deviations to 2%: 64 wide, patch 7 of 3 channels (fan-in 147).
+    const config = presetConfig('vit-ti16', { imageSize: 28, patchSize: 7, width: 64, depth: 2, heads: 2, mlpHidden: 256, numClasses: 0 });
+    const stats = (model: VisionTransformer, name: string) => {
+      const variable = model.namedParameters().find(([n]) => n === name)?.[1];
+      if (!variable) throw new Error(`no parameter ${name}`);
+      const values = Array.from(variable.dataSync());
+      const mean = values.reduce((a, b) => a + b, 0) / values.length;
+      const std = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length);
+      return { std, max: Math.max(...values.map(Math.abs)) };
+    };
+    const vitpeft = VisionTransformer.init(config, { seed: 3 });
+    const dino = VisionTransformer.init(config, { seed: 3, init: 'dino' });
+    try {
+      // A normal of std 0.02 cut at 2 sigma has std 0.02 * 0.8796 = 0.0176 and nothing past 0.04.
+      for (const name of ['blocks.0.mlp.fc1.weight', 'blocks.1.attn.qkv.weight', 'pos_embed', 'patch_embed.proj.weight']) {
+        const s = stats(vitpeft, name);
+        expect(s.std, name).to.be.closeTo(0.0176, 0.0176 * 0.05);
+        expect(s.max, name).to.be.at.most(0.04);
+      }
+      expect(stats(vitpeft, 'cls_token').max).to.be.below(1e-5);
+      expect(stats(vitpeft, 'patch_embed.proj.bias').max).to.equal(0);
+      // DINO: trunc_normal_(std=.02) cuts at +-2, so a plain normal: std 0.02, tails past 2 sigma.
+      for (const name of ['blocks.0.mlp.fc1.weight', 'blocks.1.attn.qkv.weight']) {
+        const s = stats(dino, name);
+        expect(s.std, name).to.be.closeTo(0.02, 0.02 * 0.03);
+        expect(s.max, name).to.be.above(0.06);
+      }
+      expect(stats(dino, 'pos_embed').std).to.be.closeTo(0.02, 0.02 * 0.08);
+      expect(stats(dino, 'cls_token').std).to.be.closeTo(0.02, 0.02 * 0.4);
+      // The patch embedding a Conv2d at PyTorch's default: uniform in +-1/sqrt(147) = +-0.0825 (std 0.0476), bias too.
+      const bound = 1 / Math.sqrt(147);
+      for (const name of ['patch_embed.proj.weight', 'patch_embed.proj.bias']) {
+        const s = stats(dino, name);
+        expect(s.max, name).to.be.at.most(bound);
+        expect(s.std, name).to.be.closeTo(bound / Math.sqrt(3), (bound / Math.sqrt(3)) * (name.endsWith('bias') ? 0.25 : 0.03));
+      }
+      expect(stats(dino, 'norm.weight')).to.deep.equal({ std: 0, max: 1 });
+    } finally {
+      vitpeft.dispose();
+      dino.dispose();
+    }
+  });
+
   it('rejects images that do not fit, naming the shape', () => {
     const model = VisionTransformer.init(tiny);
     const wrong = tf.zeros([1, 15, 16, 3]) as tf.Tensor4D;

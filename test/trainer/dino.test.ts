@@ -9,6 +9,7 @@ import { AdamW } from '../../stages/trainer/optimizer';
 import { dinoLoss, koleoLoss, teacherDistribution, teacherEntropies, updatedCenter } from '../../stages/trainer/dino/loss';
 import { batchNormalize } from '../../stages/trainer/dino/head';
 import { DinoModels } from '../../stages/trainer/dino/models';
+import { DINO_RESAMPLE, TIMM_RESAMPLE } from '../../models/vit/posEmbed';
 import { MultiCrop } from '../../stages/trainer/dino/multiCrop';
 import { continuousCropBox, jitterFloat, sampleBox, solarizeFloat } from '../../stages/trainer/dino/floatViews';
 import { createRandom } from '../../common/random';
@@ -184,6 +185,31 @@ describe('DINO: loss, schedules, teacher EMA, session', () => {
       }
       session.dispose();
       models.dispose();
+    }
+  });
+
+  it("initialises as DINO unless told otherwise: its weights, and its local views' position embeddings resampled without antialiasing", () => {
+    const bound = 1 / Math.sqrt(SETTINGS.bottleneckDim);
+    const read = (models: DinoModels, name: string): number[] => Array.from(models.studentParameters().find(([n]) => n === name)?.[1].dataSync() ?? []);
+    const dino = DinoModels.init(CONFIG, SETTINGS, 3);
+    const vitpeft = DinoModels.init(CONFIG, { ...SETTINGS, init: 'vitpeft', positionResample: 'timm' }, 3);
+    try {
+      for (const network of [dino.student, dino.teacher]) expect(network.posEmbedResample).to.deep.equal(DINO_RESAMPLE);
+      for (const network of [vitpeft.student, vitpeft.teacher]) expect(network.posEmbedResample).to.deep.equal(TIMM_RESAMPLE);
+      // The patch embedding's bias: PyTorch's Conv2d default (uniform, 1/sqrt(48) = 0.144 here) against zero.
+      expect(Math.max(...read(dino, 'patch_embed.proj.bias').map(Math.abs))).to.be.above(0.02);
+      expect(read(vitpeft, 'patch_embed.proj.bias').every((v) => v === 0)).to.equal(true);
+      // The last layer's direction: PyTorch's Linear default (uniform in +-1/sqrt(8) = 0.354) against normal 0.02 cut at 0.04.
+      const lastDino = read(dino, 'head.last_layer.weight_v').map(Math.abs);
+      expect(Math.max(...lastDino)).to.be.above(0.2).and.at.most(bound);
+      expect(Math.max(...read(vitpeft, 'head.last_layer.weight_v').map(Math.abs))).to.be.at.most(0.04);
+      // The teacher starts as the student's copy under either scheme.
+      for (const models of [dino, vitpeft]) {
+        models.studentParameters().forEach(([name, variable], i) => expect(maxAbsDifference(variable, Array.from(models.teacherParameters()[i][1].dataSync())), name).to.equal(0));
+      }
+    } finally {
+      dino.dispose();
+      vitpeft.dispose();
     }
   });
 
