@@ -14,7 +14,11 @@ export interface ResampleOptions {
 }
 
 export const TIMM_RESAMPLE: ResampleOptions = { mode: 'bicubic', antialias: true };
-/** DINO's interpolate_pos_encoding (vision_transformer.py): F.interpolate bicubic, no antialiasing. */
+/**
+ * DINO's interpolate_pos_encoding (vision_transformer.py) as the PyTorch probe scripts/dino_explore.py
+ * writes it: F.interpolate bicubic to the new grid without antialiasing (DINO passes scale_factor
+ * (g + 0.1) / G, which shifts its sample points by a fraction of a cell; not followed).
+ */
 export const DINO_RESAMPLE: ResampleOptions = { mode: 'bicubic', antialias: false };
 
 const CUBIC_A = -0.75;

@@ -90,7 +90,8 @@ export interface DinoSettings {
   readonly init?: InitScheme;
   /**
    * How the local views' position embeddings are resampled from the model's grid (absent: 'dino',
-   * DINO's interpolate_pos_encoding, bicubic without antialiasing; 'timm': timm's antialiased bicubic).
+   * bicubic without antialiasing as DINO's interpolate_pos_encoding, posEmbed.ts DINO_RESAMPLE;
+   * 'timm': timm's antialiased bicubic).
    */
   readonly positionResample?: 'dino' | 'timm';
 }
