@@ -83,44 +83,57 @@ function option(args: string[], name: string, fallback: number): number {
   return value;
 }
 
+export interface BarOptions {
+  readonly size: number;
+  readonly mean: number;
+  readonly std: number;
+  readonly k: number;
+}
+
+/** The bar's three scores for a checkpoint, a bank and queries (labels only measure). */
+export async function measureBar(checkpoint: string, bankUri: string, queryUri: string, options: BarOptions): Promise<BarScores & { bankSize: number; querySize: number }> {
+  const { size, mean, std, k } = options;
+  const { model } = loadVit(checkpoint, { imageSize: size });
+  const transform = new Transform({ name: 'native', steps: [], mean: [mean, mean, mean], std: [std, std, std] });
+  const bank = await readAll(await openDataUri(bankUri), bankUri, transform);
+  const query = await readAll(await openDataUri(queryUri), queryUri, transform);
+  try {
+    const inputs = new Map([[bank.images.pixels, bank.input], [query.images.pixels, query.input]]);
+    /** The class tokens of the model input read beside these stored pixels, 256 images a pass. */
+    const embed = (pixels: tf.Tensor4D): tf.Tensor2D => {
+      const input = inputs.get(pixels);
+      if (input === undefined) throw new Error('knnBar: no model input for these images');
+      const parts: tf.Tensor2D[] = [];
+      for (let start = 0; start < input.shape[0]; start += 256) {
+        const count = Math.min(256, input.shape[0] - start);
+        parts.push(tf.tidy(() => model.embedCls(input.slice([start, 0, 0, 0], [count, -1, -1, -1]))));
+      }
+      const all = tf.concat(parts);
+      tf.dispose(parts);
+      return all;
+    };
+    return { ...barScores(bank.images, query.images, embed, { k, mean, std }), bankSize: bank.images.labels.length, querySize: query.images.labels.length };
+  } finally {
+    tf.dispose([bank.images.pixels, query.images.pixels, bank.input, query.input]);
+    model.dispose();
+  }
+}
+
 async function main(args: string[]): Promise<void> {
   const [checkpoint, bankUri, queryUri] = args;
   if (!checkpoint || !bankUri || !queryUri || checkpoint.startsWith('--')) {
     process.stderr.write('usage: node dist/scripts/knnBar.js CHECKPOINT BANK_URI QUERY_URI [--size 28] [--mean 0.5] [--std 0.5] [--k 20]\n');
     process.exit(2);
   }
-  const size = option(args, '--size', 28);
-  const mean = option(args, '--mean', 0.5);
-  const std = option(args, '--std', 0.5);
-  const k = option(args, '--k', 20);
+  const options = { size: option(args, '--size', 28), mean: option(args, '--mean', 0.5), std: option(args, '--std', 0.5), k: option(args, '--k', 20) };
   await initBackend('auto');
-  const { model } = loadVit(checkpoint, { imageSize: size });
-  const transform = new Transform({ name: 'native', steps: [], mean: [mean, mean, mean], std: [std, std, std] });
-  const bank = await readAll(await openDataUri(bankUri), bankUri, transform);
-  const query = await readAll(await openDataUri(queryUri), queryUri, transform);
-  const inputs = new Map([[bank.images.pixels, bank.input], [query.images.pixels, query.input]]);
-  /** The class tokens of the model input read beside these stored pixels, 256 images a pass. */
-  const embed = (pixels: tf.Tensor4D): tf.Tensor2D => {
-    const input = inputs.get(pixels);
-    if (input === undefined) throw new Error('knnBar: no model input for these images');
-    const parts: tf.Tensor2D[] = [];
-    for (let start = 0; start < input.shape[0]; start += 256) {
-      const count = Math.min(256, input.shape[0] - start);
-      parts.push(tf.tidy(() => model.embedCls(input.slice([start, 0, 0, 0], [count, -1, -1, -1]))));
-    }
-    const all = tf.concat(parts);
-    tf.dispose(parts);
-    return all;
-  };
-  const scores = barScores(bank.images, query.images, embed, { k, mean, std });
+  const scores = await measureBar(checkpoint, bankUri, queryUri, options);
   process.stdout.write(
-    `weighted k-NN@${k}, bank ${bankUri} (${bank.images.labels.length}), queries ${queryUri} (${query.images.labels.length}):\n` +
+    `weighted k-NN@${options.k}, bank ${bankUri} (${scores.bankSize}), queries ${queryUri} (${scores.querySize}):\n` +
       `  ${checkpoint}: ${scores.model.toFixed(2)}%\n` +
       `  raw pixels as stored, [0, 1]: ${scores.rawStored.toFixed(2)}%\n` +
-      `  raw pixels as the ViT sees them, (x - ${mean}) / ${std}: ${scores.rawAsSeen.toFixed(2)}%\n`,
+      `  raw pixels as the ViT sees them, (x - ${options.mean}) / ${options.std}: ${scores.rawAsSeen.toFixed(2)}%\n`,
   );
-  tf.dispose([bank.images.pixels, query.images.pixels, bank.input, query.input]);
-  model.dispose();
 }
 
 if (require.main === module) {
