@@ -70,15 +70,24 @@ export function chooseLearningRates(runDirs: readonly string[]): Choice[] {
   });
 }
 
-/** The follow-up run that gives every close call's two rates FOLLOW_UP_SEEDS seeds (undefined when there are none). */
+/**
+ * The follow-up run that gives every close call's two rates FOLLOW_UP_SEEDS seeds (undefined when
+ * there are none); a rate that has them already is not run again.
+ */
 export function followUpCommand(choices: readonly Choice[], pipelineFile: string, outDir: string): string | undefined {
   const names = choices.flatMap((c) => {
     if (!c.closeCall) return [];
     const best = c.scores.find((s) => s.lr === c.lr)!;
-    return [best, c.closeCall].map((s) => `${c.method}@lr${s.lrText}`);
+    return [best, c.closeCall].filter((s) => s.seeds < FOLLOW_UP_SEEDS).map((s) => `${c.method}@lr${s.lrText}`);
   });
   if (names.length === 0) return undefined;
   return `node bin/vitpeft.js run ${pipelineFile} --only ${names.join(',')} --seeds ${FOLLOW_UP_SEEDS} --no-save-models --no-plots --out ${outDir}`;
+}
+
+/** `base`, or the first of base-2, base-3, ... that does not exist yet. */
+export function freshFolder(base: string): string {
+  if (!fs.existsSync(base)) return base;
+  for (let n = 2; ; n++) if (!fs.existsSync(`${base}-${n}`)) return `${base}-${n}`;
 }
 
 /**
@@ -114,8 +123,9 @@ if (require.main === module) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
   process.stdout.write(`validation accuracy (%) by learning rate, mean over seeds (count in brackets when above 1), ${runDirs.join(' + ')}\n${line(header)}\n${rows.map(line).join('\n')}\n`);
-  // The pipeline file the sweep ran, as its run record names it; the follow-up goes beside the sweep.
-  const followUpOut = path.join(path.dirname(runDirs[0]), 'sweep-seeds');
+  // The pipeline file the sweep ran, as its run record names it; the follow-up goes beside the
+  // sweep, in a folder no earlier follow-up used (sweep-seeds, then sweep-seeds-2, ...).
+  const followUpOut = freshFolder(path.join(path.dirname(runDirs[0]), 'sweep-seeds'));
   const command = followUpCommand(choices, pipelineFileOf(runDirs[0]) ?? 'PIPELINE', followUpOut);
   if (command) {
     const calls = choices.filter((c) => c.closeCall).map((c) => `${c.method} (${c.lr} vs ${c.closeCall!.lr})`);

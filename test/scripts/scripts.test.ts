@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { MethodResult } from '../../common/events';
 import { resultsCsv } from '../../stages/reporter/stage';
-import { CLOSE_CALL_POINTS, chooseLearningRates, followUpCommand, pipelineFileOf } from '../../scripts/chooseLearningRates';
+import { CLOSE_CALL_POINTS, chooseLearningRates, followUpCommand, freshFolder, pipelineFileOf } from '../../scripts/chooseLearningRates';
 import { barScores } from '../../scripts/knnBar';
 import { writeReplay } from '../../scripts/dinoReplay';
 import { lastValueFrom, take, toArray } from 'rxjs';
@@ -67,6 +67,14 @@ describe('scripts', () => {
     expect(full.scores.map((s) => [s.lr, s.seeds, s.status])).to.deep.equal([[0.01, 3, 'ok'], [0.1, 3, 'diverged'], [1, 1, 'ok']]);
     expect(full.closeCall).to.equal(undefined); // the runner-up (lr 1, 60) is far behind
     expect(followUpCommand(after.filter((c) => c.method === 'full'), 'p.json', 'o')).to.equal(undefined);
+    // A second round: the best rate has its 3 seeds, the new runner-up one; only the runner-up runs, in a fresh folder.
+    const round = chooseLearningRates([runFolder([result('linear@lr0.3', 89, 'ok', 90, 0), result('linear@lr0.3', 89, 'ok', 90, 1), result('linear@lr0.3', 89, 'ok', 90, 2), result('linear@lr1', 88.9)])]);
+    expect(followUpCommand(round, 'p.json', 'o')).to.equal('node bin/vitpeft.js run p.json --only linear@lr1 --seeds 3 --no-save-models --no-plots --out o');
+    const root = tempFolder('vitpeft-follow-');
+    expect(freshFolder(path.join(root, 'sweep-seeds'))).to.equal(path.join(root, 'sweep-seeds'));
+    fs.mkdirSync(path.join(root, 'sweep-seeds'));
+    fs.mkdirSync(path.join(root, 'sweep-seeds-2'));
+    expect(freshFolder(path.join(root, 'sweep-seeds'))).to.equal(path.join(root, 'sweep-seeds-3'));
   });
 
   it('pipelineFileOf: the pipeline a sweep ran, from its run record or, for a run in worker processes, its first shard\'s', () => {
