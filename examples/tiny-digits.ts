@@ -1,4 +1,4 @@
-// The tiny pipeline the examples run, in seconds: the shipped digit ViT (pretrained on digits 0-4)
+// The tiny pipeline the examples run, in seconds: the default's digit ViT (pretrained by DINO, without labels, on digits 0-4)
 // fine-tuned on 100 images of digits 5-9 for 20 steps, retention measured by k-NN on digits 0-4.
 // It is a typed PipelineSpec object, checked by the compiler, and pipelineFromObject decodes it
 // with the same io-ts codec as a pipeline file (see pipeline-in-code.ts).

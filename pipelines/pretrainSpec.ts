@@ -1,7 +1,7 @@
 // The pretraining file: a ViT of a given shape trained from a seeded random init on one dataset,
-// written as a timm-layout checkpoint. The objective is supervised (a classification head; how
-// the built-in default's pretrained model is made, pipelines/pretrain-digits.json) unless it says
-// "dino": self-distillation without labels (the `dino` block, pipelines/pretrain-dino-digits.json).
+// written as a timm-layout checkpoint. The objective is supervised (a classification head;
+// pipelines/pretrain-digits.json) unless it says "dino": self-distillation without labels (the
+// `dino` block; how the built-in default's pretrained model is made, pipelines/pretrain-dino-digits.json).
 
 import { isLeft } from 'fp-ts/Either';
 import * as fs from 'fs';

@@ -2,8 +2,8 @@
 // `vitpeft run` prints it), the two plots (copied into docs/), and the run's wall time. Text
 // between the section's markers is replaced; everything else in the README is kept.
 //   npm start && node dist/scripts/updateReadme.js out/split-mnist [seconds]
-//   node bin/vitpeft.js run pipelines/split-mnist-dino.json && \
-//     node dist/scripts/updateReadme.js out/split-mnist-dino [seconds] --section dino
+//   node bin/vitpeft.js run pipelines/split-mnist-supervised.json && \
+//     node dist/scripts/updateReadme.js out/split-mnist-supervised [seconds] --section supervised
 
 import 'reflect-metadata';
 import * as fs from 'fs';
@@ -20,7 +20,7 @@ export interface ReadmeSection {
 
 export const SECTIONS: Readonly<Record<string, ReadmeSection>> = {
   default: { key: 'default', command: 'npm start' },
-  dino: { key: 'dino', command: 'vitpeft run pipelines/split-mnist-dino.json' },
+  supervised: { key: 'supervised', command: 'vitpeft run pipelines/split-mnist-supervised.json' },
 };
 
 export function markers(section: ReadmeSection): { start: string; end: string } {

@@ -1,12 +1,12 @@
 // `vitpeft pretrain [FILE]`: trains a ViT from a seeded random init as a pretraining file says
-// and writes the checkpoint (default: the built-in digits model the default pipeline starts from).
+// and writes the checkpoint (default: the built-in pipeline's self-supervised digits model, by DINO).
 // SIGINT or SIGTERM stops after the current step with a checkpoint (exit code 130);
 // `vitpeft pretrain --resume out/pretrain-<name>` continues it with the spec saved there.
 
 import { Command } from 'commander';
 import * as path from 'path';
 import { pipeline } from '../../pipelines/composer';
-import { PRETRAIN_DIGITS } from '../../pipelines/builtin';
+import { PRETRAIN_DINO_DIGITS } from '../../pipelines/builtin';
 import { LoadedPretrain, pretrain, pretrainFingerprint, readPretrainRecord } from '../../pipelines/pretrain';
 import { loadPretrainFile } from '../../pipelines/pretrainSpec';
 import { InterruptedError, UsageError } from '../errors';
@@ -21,7 +21,7 @@ interface PretrainCommandOptions {
 /** The spec and folder to pretrain in: a file's (fresh), or a folder's record (--resume; a file given too must match). */
 function target(file: string | undefined, options: PretrainCommandOptions, command: Command): { loaded: LoadedPretrain; outDir: string } {
   if (options.resume === undefined) {
-    const loaded = loadPretrainFile(file ?? PRETRAIN_DIGITS);
+    const loaded = loadPretrainFile(file ?? PRETRAIN_DINO_DIGITS);
     return { loaded, outDir: path.resolve(options.out, `pretrain-${loaded.spec.name}`) };
   }
   if (command.getOptionValueSource('out') === 'cli') throw new UsageError('--resume continues in the folder it names; leave out --out');
@@ -35,8 +35,8 @@ function target(file: string | undefined, options: PretrainCommandOptions, comma
 
 export function pretrainCommand(): Command {
   return new Command('pretrain')
-    .description('pretrain a ViT from a seeded random init (default: the digits 0-4 model of the built-in pipeline)')
-    .argument('[file]', `a pretraining file (.json or .yaml; default ${path.relative(process.cwd(), PRETRAIN_DIGITS) || PRETRAIN_DIGITS})`)
+    .description('pretrain a ViT from a seeded random init (default: the self-supervised digits 0-4 model of the built-in pipeline)')
+    .argument('[file]', `a pretraining file (.json or .yaml; default ${path.relative(process.cwd(), PRETRAIN_DINO_DIGITS) || PRETRAIN_DINO_DIGITS})`)
     .option('--out <dir>', 'output root; metrics, evaluations and checkpoints go to <dir>/pretrain-<name>', 'out')
     .option('--resume <folder>', 'continue an interrupted pretraining (out/pretrain-<name>) from its last checkpoint')
     .action(async (file: string | undefined, options: PretrainCommandOptions, command: Command) => {

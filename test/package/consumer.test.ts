@@ -25,7 +25,7 @@ describe('vitpeft as a dependency (npm pack, a project made by tsc --init)', fun
   });
 
   it('packs the built package, its declarations, pipelines, shipped models and wasm kernels, and nothing else', () => {
-    for (const file of ['package.json', 'README.md', 'bin/vitpeft.js', 'dist/index.js', 'dist/index.d.ts', 'dist/stages/index.d.ts', 'dist/cli/main.js', 'pipelines/default.json', 'pipelines/split-mnist-dino.json', 'models/pretrained/vit-digits-0-4.safetensors', 'models/pretrained/vit-digits-0-4-dino.safetensors', 'di/wasm/products.wasm', 'di/wasm/products-single.wasm']) {
+    for (const file of ['package.json', 'README.md', 'bin/vitpeft.js', 'dist/index.js', 'dist/index.d.ts', 'dist/stages/index.d.ts', 'dist/cli/main.js', 'pipelines/default.json', 'pipelines/split-mnist-supervised.json', 'models/pretrained/vit-digits-0-4.safetensors', 'models/pretrained/vit-digits-0-4-dino.safetensors', 'di/wasm/products.wasm', 'di/wasm/products-single.wasm']) {
       expect(packed.files, file).to.include(file);
     }
     const unwanted = packed.files.filter((file) => /^(test|examples|bench|scripts)\/|^dist\/(test|examples|bench|scripts)\/|\.map$|tsbuildinfo|(?<!\.d)\.ts$/.test(file));

@@ -89,7 +89,9 @@ describe('pipelines: the evaluation memory plan', () => {
     });
 
     it('counts the two models, the kernels\' copies of both, the optimizer state and the frozen-prefix cache', () => {
-      const job = planJobs(decodePipeline({ ...loadPipelineFile(DEFAULT_PIPELINE).spec, train: { steps: 2, batchSize: 64, lr: 0.01, optimizer: 'adamw' }, methods: [{ method: 'full' }] }, 'p.json'), {})[0];
+      // Two steps: the default's evaluations after steps 5 … 100 would be past its end.
+      const defaultSpec = loadPipelineFile(DEFAULT_PIPELINE).spec;
+      const job = planJobs(decodePipeline({ ...defaultSpec, train: { steps: 2, batchSize: 64, lr: 0.01, optimizer: 'adamw' }, evaluate: { ...defaultSpec.evaluate, at: [0, 1] }, methods: [{ method: 'full' }] }, 'p.json'), {})[0];
       const surgery = applySurgery(base, job.entry, { classes: 5, seed: 0 });
       try {
         const shape = modelShape(base.config);

@@ -102,13 +102,13 @@ describe('scripts', () => {
     expect(updated).to.include('took 5.0 minutes');
     expect(updated).to.include('docs/default-tradeoff.svg');
     expect(() => updateReadme('# no markers', dir)).to.throw(/markers/);
-    // A second section (the self-supervised backbone's) is replaced on its own markers, the default's kept.
-    const { start, end } = markers(SECTIONS.dino);
-    const both = updateReadme(`${START}\nold default\n${END}\n${start}\nold dino\n${end}\n`, dir, 120, SECTIONS.dino);
+    // A second section (the supervised backbone's) is replaced on its own markers, the default's kept.
+    const { start, end } = markers(SECTIONS.supervised);
+    const both = updateReadme(`${START}\nold default\n${END}\n${start}\nold supervised\n${end}\n`, dir, 120, SECTIONS.supervised);
     expect(both).to.include('\nold default\n');
-    expect(both).to.not.include('old dino');
-    expect(both).to.include('`vitpeft run pipelines/split-mnist-dino.json` took 2.0 minutes');
-    expect(both).to.include('docs/dino-forgetting.svg');
+    expect(both).to.not.include('old supervised');
+    expect(both).to.include('`vitpeft run pipelines/split-mnist-supervised.json` took 2.0 minutes');
+    expect(both).to.include('docs/supervised-forgetting.svg');
   });
 
   it("dinoReplay: the initial student by name and the views of the pretraining's own batch stream, step by step", async () => {
