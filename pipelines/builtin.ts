@@ -23,5 +23,5 @@ export const PAPER_PIPELINE = path.join(PACKAGE_ROOT, 'pipelines', 'paper.json')
 /** How DEFAULT_MODEL is made: `vitpeft pretrain` with no file (about 80 minutes on 2 cores). */
 export const PRETRAIN_DINO_DIGITS = path.join(PACKAGE_ROOT, 'pipelines', 'pretrain-dino-digits.json');
 
-/** How SUPERVISED_MODEL is made (about a minute). */
+/** How SUPERVISED_MODEL is made: `vitpeft pretrain pipelines/pretrain-digits.json`. */
 export const PRETRAIN_DIGITS = path.join(PACKAGE_ROOT, 'pipelines', 'pretrain-digits.json');

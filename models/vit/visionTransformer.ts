@@ -73,7 +73,7 @@ export class VisionTransformer implements Module {
       config,
       {
         patchEmbed: PatchEmbed.init(config.patchSize, config.inChannels, config.width, seeds, scheme),
-        clsToken: parameter(normalWeights<tf.Rank.R3>([1, 1, config.width], scheme === 'dino' ? 0.02 : 1e-6, 'dino', seeds()), true),
+        clsToken: parameter(tf.randomNormal([1, 1, config.width], 0, scheme === 'dino' ? 0.02 : 1e-6, 'float32', seeds()) as tf.Tensor3D, true),
         posEmbed: parameter(normalWeights<tf.Rank.R3>([1, 1 + grid * grid, config.width], 0.02, scheme, seeds()), true),
         blocks: Array.from({ length: config.depth }, () => Block.init(config.width, config.heads, config.mlpHidden, config.layerNormEps, seeds, scheme)),
         norm: LayerNorm.init(config.width, config.layerNormEps),
