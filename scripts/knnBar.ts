@@ -95,9 +95,12 @@ export async function measureBar(checkpoint: string, bankUri: string, queryUri: 
   const { size, mean, std, k } = options;
   const { model } = loadVit(checkpoint, { imageSize: size });
   const transform = new Transform({ name: 'native', steps: [], mean: [mean, mean, mean], std: [std, std, std] });
-  const bank = await readAll(await openDataUri(bankUri), bankUri, transform);
-  const query = await readAll(await openDataUri(queryUri), queryUri, transform);
+  const held: tf.Tensor[] = [];
   try {
+    const bank = await readAll(await openDataUri(bankUri), bankUri, transform);
+    held.push(bank.images.pixels, bank.input);
+    const query = await readAll(await openDataUri(queryUri), queryUri, transform);
+    held.push(query.images.pixels, query.input);
     const inputs = new Map([[bank.images.pixels, bank.input], [query.images.pixels, query.input]]);
     /** The class tokens of the model input read beside these stored pixels, 256 images a pass. */
     const embed = (pixels: tf.Tensor4D): tf.Tensor2D => {
@@ -114,7 +117,8 @@ export async function measureBar(checkpoint: string, bankUri: string, queryUri: 
     };
     return { ...barScores(bank.images, query.images, embed, { k, mean, std }), bankSize: bank.images.labels.length, querySize: query.images.labels.length };
   } finally {
-    tf.dispose([bank.images.pixels, query.images.pixels, bank.input, query.input]);
+    // Whatever was read, also when the queries could not be: the bank's tensors and the model.
+    tf.dispose(held);
     model.dispose();
   }
 }
